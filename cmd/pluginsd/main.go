@@ -1,0 +1,129 @@
+// Command pluginsd serves the Docker Engine API's managed-plugin surface
+// (/plugins/*) so that the stock `docker plugin` CLI and the Go SDK clients
+// work against it.
+//
+// This file is the composition root: it is the only place that knows how the
+// parts are built and in which order they stop.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/pluginsd/pluginsd/handlers"
+	"github.com/pluginsd/pluginsd/manager"
+	"github.com/pluginsd/pluginsd/server"
+)
+
+// Set by the Makefile through -ldflags -X.
+var (
+	version   = "0.1.0-dev"
+	gitCommit = ""
+	buildTime = ""
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "pluginsd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	o, showVersion, err := parseOptions(args)
+	if err != nil {
+		return err
+	}
+	if showVersion {
+		fmt.Printf("pluginsd version %s, API %s\n", version, "1.57")
+		return nil
+	}
+	lvl, err := logrus.ParseLevel(o.LogLevel)
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logrus.SetLevel(lvl)
+	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
+	if len(o.AuthorizationPlugins) > 0 {
+		// Refuse rather than run without the authorization the operator asked for.
+		return errors.New("--authorization-plugin: authorization plugins are not supported by this build")
+	}
+	if o.TLS || o.TLSVerify || o.TLSCert != "" || o.TLSKey != "" || o.TLSCACert != "" {
+		return errors.New("--tls/--tlsverify: TLS is not supported by this build")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	mgr, err := manager.New(manager.Config{DataRoot: o.DataRoot, Version: version})
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Config{Info: handlers.Info{
+		Version: version, GitCommit: gitCommit, BuildTime: buildTime, KernelVersion: kernelVersion(),
+	}}, mgr)
+
+	var listeners []net.Listener
+	for _, h := range o.Hosts {
+		l, err := server.Listen(h, o.Group)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			_ = mgr.Close(context.Background())
+			return fmt.Errorf("listen on %s: %w", h, err)
+		}
+		listeners = append(listeners, l)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(listeners))
+	for i, l := range listeners {
+		logrus.WithField("host", o.Hosts[i]).Info("API listening")
+		wg.Go(func() { errc <- srv.Serve(l) })
+	}
+	logrus.WithFields(logrus.Fields{"version": version, "data-root": o.DataRoot}).Info("pluginsd started")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logrus.Info("shutting down")
+	case serveErr = <-errc:
+		logrus.WithError(serveErr).Error("listener failed; shutting down")
+	}
+	stop()
+	// Reverse order of construction: stop taking requests (letting those in
+	// flight finish), then stop the manager.
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logrus.WithError(err).Warn("HTTP shutdown")
+	}
+	wg.Wait()
+	if err := mgr.Close(sctx); err != nil {
+		logrus.WithError(err).Warn("manager shutdown")
+	}
+	logrus.Info("pluginsd stopped")
+	return serveErr
+}
+
+func kernelVersion() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}

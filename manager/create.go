@@ -1,0 +1,163 @@
+package manager
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/plugin"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/pluginsd/pluginsd/manager/pluginstore"
+	"github.com/pluginsd/pluginsd/manager/rootfs"
+)
+
+// CreateRequest makes a plugin from a build context.
+type CreateRequest struct {
+	Name string // as the client gave it
+	// Context is the tar of config.json and rootfs/ (gzip accepted).
+	Context io.Reader
+}
+
+// CreateName parses the name of a plugin to create, with dockerd's messages
+// (but 400 rather than its 500): the stored name is the familiar reference
+// with ":latest" added when no tag is given.
+func CreateName(name string) (string, error) {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return "", invalidf("failed to parse reference %s: %v", name, err)
+	}
+	if _, ok := ref.(reference.Canonical); ok {
+		return "", invalidf("canonical references are not permitted")
+	}
+	return reference.FamiliarString(reference.TagNameOnly(ref)), nil
+}
+
+// CheckCreate answers early whether req.Name is valid and free, so a
+// handler can refuse before reading a large body.
+func (m *Manager) CheckCreate(ctx context.Context, name string) error {
+	n, err := CreateName(name)
+	if err != nil {
+		return err
+	}
+	if _, ok := m.ps.Snapshot().ByName(n); ok {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("plugin %s already exists", n))
+	}
+	return nil
+}
+
+// Create makes a disabled plugin from a build context. It is all or
+// nothing: the plugin is assembled in a staging directory and appears only
+// when complete; on any error the staging directory and the blobs written
+// for it are removed.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
+	name, err := CreateName(req.Name)
+	if err != nil {
+		return err
+	}
+	release, err := m.ps.Reserve(name)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	staged, err := m.ps.Stage()
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			m.ps.Discard(staged)
+			m.kickGC()
+		}
+	}()
+	// Blobs committed below are unreferenced until Add; hold GC off.
+	m.gcMu.RLock()
+	defer m.gcMu.RUnlock()
+
+	rec, err := m.buildFromContext(ctx, name, req.Context, staged)
+	if err != nil {
+		return err
+	}
+	if err := m.ps.Add(rec, staged); err != nil {
+		return err
+	}
+	done = true
+	m.events.Publish(Event{Action: "create", ID: rec.ID(), Name: name, Time: time.Now()})
+	return nil
+}
+
+// buildFromContext extracts the context into staged/rootfs while writing
+// the same entries as a gzip layer blob, then stores the config and
+// manifest blobs and returns the new record.
+func (m *Manager) buildFromContext(ctx context.Context, name string, body io.Reader, staged string) (*Plugin, error) {
+	dir := pluginstore.StagedRootfs(staged)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lw, err := m.bs.Writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lw.Close()
+	gz, err := gzip.NewWriterLevel(lw, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	cfgBytes, err := rootfs.Split(ctx, body, dir, gz)
+	if err != nil {
+		return nil, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	cfg, _, err := ParseConfig(cfgBytes)
+	if err != nil {
+		return nil, err
+	}
+	layerSize := lw.Size()
+	layer, err := lw.Commit(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	// As in dockerd, diff_ids holds the digest of the compressed layer.
+	cfg.Rootfs = &plugin.RootFS{Type: "layers", DiffIds: []string{layer.String()}}
+	cfgBlob, err := EncodeConfig(cfg, m.cfg.Version)
+	if err != nil {
+		return nil, err
+	}
+	cfgDigest, err := m.bs.Put(ctx, cfgBlob)
+	if err != nil {
+		return nil, err
+	}
+	mf, err := encodeManifest(
+		descriptor{MediaType: MediaTypePluginConfig, Digest: cfgDigest, Size: int64(len(cfgBlob))},
+		[]descriptor{{MediaType: MediaTypeLayerGzip, Digest: layer, Size: layerSize}},
+	)
+	if err != nil {
+		return nil, err
+	}
+	mfDigest, err := m.bs.Put(ctx, mf)
+	if err != nil {
+		return nil, err
+	}
+	return &Plugin{
+		Plugin: plugin.Plugin{
+			ID:              pluginstore.NewID(),
+			Name:            name,
+			PluginReference: name,
+			Config:          cfg,
+			Settings:        InitSettings(cfg),
+		},
+		DockerVersion: m.cfg.Version,
+		ConfigDigest:  cfgDigest,
+		Blobsums:      []digest.Digest{layer},
+		Manifest:      mfDigest,
+	}, nil
+}

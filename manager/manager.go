@@ -1,0 +1,235 @@
+// Package manager is the plugin lifecycle: create, list, inspect, set and
+// remove (and, beside them, install, push, enable...). It speaks no HTTP:
+// handlers/ turns requests into the request structs here, and the errors it
+// returns carry errdefs classes that server/ maps to statuses in one place.
+//
+// Concurrency: every mutating operation takes the plugin's key lock (see
+// keyLocks), reads the current record again, and stores a new record; readers
+// use the store's lock-free snapshots. Blob garbage collection runs in one
+// owned goroutine and excludes creates through gcMu.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
+
+	"github.com/pluginsd/pluginsd/manager/blobstore"
+	"github.com/pluginsd/pluginsd/manager/pluginstore"
+)
+
+// Plugin is an installed plugin's record. Values are immutable: never modify
+// one returned by the manager.
+type Plugin = pluginstore.Record
+
+// Config holds what the manager needs to start.
+type Config struct {
+	// DataRoot holds plugins/ and blobs/ (--data-root).
+	DataRoot string
+	// Version is pluginsd's version, recorded as DockerVersion in the config
+	// blobs it creates (as dockerd records its engine version).
+	Version string
+	// Events receives lifecycle events; nil discards them.
+	Events EventSink
+}
+
+// Manager owns the plugin store and blob store.
+type Manager struct {
+	cfg    Config
+	ps     *pluginstore.Store
+	bs     *blobstore.Store
+	events EventSink
+	locks  keyLocks
+
+	gcMu   sync.RWMutex  // creates and pulls hold R while their blobs are unreferenced; GC holds W
+	gcKick chan struct{} // 1-buffered: a request for a GC pass
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the GC worker
+}
+
+// New opens the stores under cfg.DataRoot, cleaning up what an interrupted
+// run left, and starts the GC worker. Close stops it.
+func New(cfg Config) (*Manager, error) {
+	if cfg.DataRoot == "" {
+		return nil, fmt.Errorf("manager: DataRoot is required")
+	}
+	ps, err := pluginstore.Open(filepath.Join(cfg.DataRoot, "plugins"))
+	if err != nil {
+		return nil, err
+	}
+	bs, err := blobstore.Open(filepath.Join(cfg.DataRoot, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{cfg: cfg, ps: ps, bs: bs, events: cfg.Events, gcKick: make(chan struct{}, 1), cancel: cancel}
+	if m.events == nil {
+		m.events = discardEvents{}
+	}
+	m.wg.Go(func() { m.gcLoop(ctx) })
+	m.kickGC() // blobs orphaned by a kill are collected at start
+	return m, nil
+}
+
+// Close stops the GC worker and waits for it.
+func (m *Manager) Close(ctx context.Context) error {
+	m.cancel()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Generation changes whenever any plugin changes; callers may cache what
+// they derive from the plugin list under it.
+func (m *Manager) Generation() uint64 { return m.ps.Snapshot().Gen }
+
+// ListRequest selects plugins; zero values select all.
+type ListRequest struct {
+	// Enabled, when not nil, keeps only plugins in that state.
+	Enabled *bool
+	// Capabilities, when not empty, keeps plugins all of whose interface
+	// types match one of these (exactly or as an unanchored regexp on the
+	// capability part, as dockerd does). Plugins with no types always pass.
+	Capabilities []string
+}
+
+// List returns the selected plugins sorted by name.
+func (m *Manager) List(ctx context.Context, req ListRequest) ([]*Plugin, error) {
+	all := m.ps.Snapshot().All()
+	if req.Enabled == nil && len(req.Capabilities) == 0 {
+		return all, nil
+	}
+	match := capabilityMatcher(req.Capabilities)
+	var out []*Plugin
+	for _, p := range all {
+		if req.Enabled != nil && p.Plugin.Enabled != *req.Enabled {
+			continue
+		}
+		if !match(p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// capabilityMatcher builds dockerd's capability test: every type's
+// capability must equal a value or match it as an unanchored regexp.
+func capabilityMatcher(values []string) func(*Plugin) bool {
+	if len(values) == 0 {
+		return func(*Plugin) bool { return true }
+	}
+	res := make([]*regexp.Regexp, 0, len(values))
+	for _, v := range values {
+		if re, err := regexp.Compile(v); err == nil {
+			res = append(res, re)
+		}
+	}
+	return func(p *Plugin) bool {
+		for _, t := range p.Plugin.Config.Interface.Types {
+			ok := slices.Contains(values, t.Capability) ||
+				slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(t.Capability) })
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Inspect returns the plugin a client names (ID, name in any spelling, or
+// unique ID prefix).
+func (m *Manager) Inspect(ctx context.Context, name string) (*Plugin, error) {
+	return m.ps.Snapshot().Resolve(name)
+}
+
+// RemoveRequest deletes a plugin.
+type RemoveRequest struct {
+	Name  string // as the client gave it
+	Force bool   // remove even if enabled
+}
+
+// Remove deletes a plugin: its record, rootfs and (through GC) the blobs no
+// other plugin shares.
+func (m *Manager) Remove(ctx context.Context, req RemoveRequest) error {
+	r, err := m.ps.Snapshot().Resolve(req.Name)
+	if err != nil {
+		return err
+	}
+	unlock, err := m.locks.lock(ctx, r.ID())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if r, err = m.current(r.ID(), req.Name); err != nil {
+		return err
+	}
+	if r.Plugin.Enabled && !req.Force {
+		return errEnabled(r.Name())
+	}
+	if err := m.ps.Remove(r.ID(), nil); err != nil {
+		return err
+	}
+	m.events.Publish(Event{Action: "remove", ID: r.ID(), Name: req.Name, Time: time.Now()})
+	m.kickGC()
+	return nil
+}
+
+func (m *Manager) kickGC() {
+	select {
+	case m.gcKick <- struct{}{}:
+	default: // a pass is already pending; it will see this change too
+	}
+}
+
+func (m *Manager) gcLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.gcKick:
+			if err := m.gc(ctx); err != nil && ctx.Err() == nil {
+				logrus.WithError(err).Warn("blob garbage collection")
+			}
+		}
+	}
+}
+
+// gc deletes every blob no plugin references. It holds gcMu exclusively, so
+// it never runs between a create committing its blobs and recording them.
+func (m *Manager) gc(ctx context.Context) error {
+	m.gcMu.Lock()
+	defer m.gcMu.Unlock()
+	keep := map[digest.Digest]bool{}
+	for _, p := range m.ps.Snapshot().All() {
+		keep[p.ConfigDigest] = true
+		keep[p.Manifest] = true
+		for _, b := range p.Blobsums {
+			keep[b] = true
+		}
+	}
+	var n int
+	err := m.bs.Walk(ctx, func(d digest.Digest) error {
+		if keep[d] {
+			return nil
+		}
+		n++
+		return m.bs.Delete(ctx, d)
+	})
+	if n > 0 {
+		logrus.WithField("blobs", n).Debug("garbage collected unreferenced blobs")
+	}
+	return err
+}

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Listen opens one listener per --host value: unix://PATH or
+// tcp://HOST:PORT. A unix socket's directory is created; a stale socket
+// file left by a killed server is replaced, but a live one is not (a second
+// server on the same socket is an error). Sockets get mode 0660 and, when
+// group names an existing group, that group (like dockerd's --group).
+func Listen(host, group string) (net.Listener, error) {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok {
+		return nil, fmt.Errorf("invalid host %q: want unix://PATH or tcp://HOST:PORT", host)
+	}
+	switch proto {
+	case "unix":
+		return listenUnix(addr, group)
+	case "tcp":
+		if addr == "" {
+			return nil, fmt.Errorf("invalid host %q: no address", host)
+		}
+		return net.Listen("tcp", addr)
+	default:
+		return nil, fmt.Errorf("invalid host %q: unsupported protocol %q", host, proto)
+	}
+}
+
+func listenUnix(path, group string) (net.Listener, error) {
+	if path == "" {
+		return nil, errors.New("invalid host: empty unix socket path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by another server", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	// Create the socket with no access for others, then open it up to the
+	// group: there is no window in which anyone else can connect.
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	gid := -1
+	if group != "" {
+		if g, err := user.LookupGroup(group); err == nil {
+			gid, _ = strconv.Atoi(g.Gid)
+		} else {
+			logrus.WithField("group", group).Debug("socket group does not exist; socket stays owned by root's group")
+		}
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
