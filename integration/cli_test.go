@@ -32,7 +32,7 @@ func TestCLICreateInspectList(t *testing.T) {
 	}
 	checks := map[string]string{
 		"{{json .Config.Entrypoint}} {{.Config.Interface.Socket}} {{json .Config.Interface.Types}}": `["/testplugin"] tp.sock ["docker.volumedriver/1.0"]`,
-		"{{json .Settings.Env}} {{json .Config.Linux.Capabilities}} {{.Config.Network.Type}}":        `["MODE=volume","DEBUG=0"] ["CAP_SYS_ADMIN"] none`,
+		"{{json .Settings.Env}} {{json .Config.Linux.Capabilities}} {{.Config.Network.Type}}":       `["MODE=volume","DEBUG=0"] ["CAP_SYS_ADMIN"] none`,
 		"{{.Config.Rootfs.Type}} {{len .Config.Rootfs.DiffIds}} {{.PluginReference}}":               "layers 1 vol:latest",
 		"{{range .Settings.Mounts}}{{.Name}}:{{.Source}}:{{.Destination}}:{{.Type}}{{end}}":         "data:" + src + ":/data:bind",
 	}

@@ -138,4 +138,3 @@ func engineHeaders(info handlers.Info) echo.MiddlewareFunc {
 		}
 	}
 }
-
