@@ -7,6 +7,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -57,8 +58,8 @@ func New(b Backend, info Info) *API {
 // as /plugins/privileges/json).
 func (a *API) Register(e *echo.Echo, mw ...echo.MiddlewareFunc) {
 	wrap := func(h echo.HandlerFunc) echo.HandlerFunc {
-		for i := len(mw) - 1; i >= 0; i-- {
-			h = mw[i](h)
+		for _, m := range slices.Backward(mw) {
+			h = m(h)
 		}
 		return h
 	}

@@ -94,11 +94,11 @@ func startDaemon(t testing.TB, root string) *daemon {
 	}
 	d.mgr = mgr
 	d.srv = server.New(server.Config{Info: handlers.Info{Version: "test"}}, mgr)
-	ul, err := server.Listen("unix://"+d.sock, "")
+	ul, err := server.Listen(t.Context(), "unix://"+d.sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := server.Listen("tcp://127.0.0.1:0", "")
+	tl, err := server.Listen(t.Context(), "tcp://127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,9 +20,6 @@ const (
 	MediaTypeLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 )
 
-// maxConfigSize bounds a plugin config blob.
-const maxConfigSize = 1 << 20
-
 // configFile is a plugin config as written by authors and stored in config
 // blobs: plugin.Config plus the DockerVersion the moby/moby/api types lack.
 // Keys are matched case-insensitively (authors write "entrypoint",

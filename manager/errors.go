@@ -14,18 +14,6 @@ func errEnabled(name string) error {
 	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("plugin %s is enabled", name))
 }
 
-func errInUse(name string) error {
-	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("plugin %s is in use", name))
-}
-
-func errAlreadyEnabled(name string) error {
-	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("plugin already enabled: plugin %s is enabled", name))
-}
-
-func errAlreadyDisabled(name string) error {
-	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("plugin is already disabled: plugin %s found but disabled", name))
-}
-
 // errSetActive: dockerd answers 500 for this; it is a state conflict (409).
 var errSetActive = errdefs.ErrConflict.WithMessage("cannot set on an active plugin, disable plugin before setting")
 

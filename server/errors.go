@@ -32,35 +32,39 @@ func statusFromError(err error) (int, string) {
 		}
 		return he.Code, msg
 	}
-	msg := err.Error()
-	switch errdefs.Resolve(err) {
-	case errdefs.ErrInvalidArgument, errdefs.ErrOutOfRange:
-		return http.StatusBadRequest, msg
-	case errdefs.ErrNotFound:
-		return http.StatusNotFound, msg
-	case errdefs.ErrConflict, errdefs.ErrAlreadyExists, errdefs.ErrFailedPrecondition:
-		return http.StatusConflict, msg
-	case errdefs.ErrUnauthenticated:
-		return http.StatusUnauthorized, msg
-	case errdefs.ErrPermissionDenied:
-		return http.StatusForbidden, msg
-	case errdefs.ErrResourceExhausted:
-		return http.StatusRequestEntityTooLarge, msg
-	case errdefs.ErrUnavailable:
-		return http.StatusServiceUnavailable, msg
-	case errdefs.ErrNotImplemented:
-		return http.StatusNotImplemented, msg
-	case errdefs.ErrNotModified:
-		return http.StatusNotModified, msg
-	case errdefs.ErrDataLoss:
-		// Content that did not match its digest came from a registry or a
-		// client, not from us.
-		return http.StatusBadGateway, msg
-	case context.Canceled, context.DeadlineExceeded:
-		return http.StatusServiceUnavailable, msg
-	default:
-		return http.StatusInternalServerError, msg
+	class := errdefs.Resolve(err)
+	for _, cs := range classStatus {
+		if errors.Is(class, cs.class) {
+			return cs.status, err.Error()
+		}
 	}
+	return http.StatusInternalServerError, err.Error()
+}
+
+// classStatus maps errdefs classes to statuses, as dockerd's httpstatus does
+// for the classes it knows.
+var classStatus = []struct {
+	class  error
+	status int
+}{
+	{errdefs.ErrInvalidArgument, http.StatusBadRequest},
+	{errdefs.ErrOutOfRange, http.StatusBadRequest},
+	{errdefs.ErrNotFound, http.StatusNotFound},
+	{errdefs.ErrConflict, http.StatusConflict},
+	{errdefs.ErrAlreadyExists, http.StatusConflict},
+	{errdefs.ErrFailedPrecondition, http.StatusConflict},
+	{errdefs.ErrUnauthenticated, http.StatusUnauthorized},
+	{errdefs.ErrPermissionDenied, http.StatusForbidden},
+	// Ours: request bodies and blobs above their limits.
+	{errdefs.ErrResourceExhausted, http.StatusRequestEntityTooLarge},
+	{errdefs.ErrUnavailable, http.StatusServiceUnavailable},
+	{errdefs.ErrNotImplemented, http.StatusNotImplemented},
+	{errdefs.ErrNotModified, http.StatusNotModified},
+	// Content that did not match its digest came from a registry or a
+	// client, not from us.
+	{errdefs.ErrDataLoss, http.StatusBadGateway},
+	{context.Canceled, http.StatusServiceUnavailable},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable},
 }
 
 // errorHandler writes err as dockerd does: {"message":...} with

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -19,25 +20,26 @@ import (
 // file left by a killed server is replaced, but a live one is not (a second
 // server on the same socket is an error). Sockets get mode 0660 and, when
 // group names an existing group, that group (like dockerd's --group).
-func Listen(host, group string) (net.Listener, error) {
+func Listen(ctx context.Context, host, group string) (net.Listener, error) {
 	proto, addr, ok := strings.Cut(host, "://")
 	if !ok {
 		return nil, fmt.Errorf("invalid host %q: want unix://PATH or tcp://HOST:PORT", host)
 	}
 	switch proto {
 	case "unix":
-		return listenUnix(addr, group)
+		return listenUnix(ctx, addr, group)
 	case "tcp":
 		if addr == "" {
 			return nil, fmt.Errorf("invalid host %q: no address", host)
 		}
-		return net.Listen("tcp", addr)
+		var lc net.ListenConfig
+		return lc.Listen(ctx, "tcp", addr)
 	default:
 		return nil, fmt.Errorf("invalid host %q: unsupported protocol %q", host, proto)
 	}
 }
 
-func listenUnix(path, group string) (net.Listener, error) {
+func listenUnix(ctx context.Context, path, group string) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("invalid host: empty unix socket path")
 	}
@@ -48,7 +50,8 @@ func listenUnix(path, group string) (net.Listener, error) {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("%s exists and is not a socket", path)
 		}
-		if c, err := net.Dial("unix", path); err == nil {
+		var d net.Dialer
+		if c, err := d.DialContext(ctx, "unix", path); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("%s is in use by another server", path)
 		}
@@ -57,9 +60,12 @@ func listenUnix(path, group string) (net.Listener, error) {
 		}
 	}
 	// Create the socket with no access for others, then open it up to the
-	// group: there is no window in which anyone else can connect.
+	// group: there is no window in which anyone else can connect. (The umask
+	// is process-wide; listeners are opened at start-up, before anything
+	// else creates files.)
 	old := syscall.Umask(0o177)
-	l, err := net.Listen("unix", path)
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "unix", path)
 	syscall.Umask(old)
 	if err != nil {
 		return nil, err

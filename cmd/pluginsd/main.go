@@ -79,7 +79,7 @@ func run(args []string) error {
 
 	var listeners []net.Listener
 	for _, h := range o.Hosts {
-		l, err := server.Listen(h, o.Group)
+		l, err := server.Listen(ctx, h, o.Group)
 		if err != nil {
 			for _, l := range listeners {
 				l.Close()

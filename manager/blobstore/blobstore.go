@@ -229,12 +229,12 @@ func (w *Writer) Commit(ctx context.Context, expected digest.Digest) (digest.Dig
 	return dgst, nil
 }
 
-// Close abandons an uncommitted blob.
-func (w *Writer) Close() error {
+// Close abandons an uncommitted blob; after Commit it does nothing.
+func (w *Writer) Close() {
 	if w.done {
-		return nil
+		return
 	}
 	w.done = true
 	w.f.Close()
-	return os.Remove(w.f.Name())
+	os.Remove(w.f.Name())
 }

@@ -107,10 +107,9 @@ type Store struct {
 	root string
 	snap atomic.Pointer[Snapshot]
 
-	mu       sync.Mutex      // guards writes to snap, pending, and the directory tree
-	pending  map[string]bool // names reserved by creates and pulls in progress
-	nextGen  uint64
-	syncDirs bool
+	mu      sync.Mutex      // guards writes to snap, pending, nextGen and the directory tree
+	pending map[string]bool // names reserved by creates and pulls in progress
+	nextGen uint64
 }
 
 // Open opens (creating if needed) the store at root, deletes what an
@@ -121,7 +120,7 @@ func Open(root string) (*Store, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("plugin store: %w", err)
 	}
-	s := &Store{root: root, pending: map[string]bool{}, syncDirs: true}
+	s := &Store{root: root, pending: map[string]bool{}}
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("plugin store: %w", err)
@@ -272,7 +271,7 @@ func (s *Store) Add(r *Record, staged string) error {
 	if err := os.Rename(staged, dst); err != nil {
 		return fmt.Errorf("plugin store: %w", err)
 	}
-	if err := s.syncDir(s.root); err != nil {
+	if err := syncDir(s.root); err != nil {
 		return err
 	}
 	s.replaceLocked(func(recs []*Record) []*Record { return append(recs, r) })
@@ -320,7 +319,7 @@ func (s *Store) Remove(id string, unmount func(dir string) error) error {
 		s.mu.Unlock()
 		return fmt.Errorf("plugin store: %w", err)
 	}
-	if err := s.syncDir(s.root); err != nil {
+	if err := syncDir(s.root); err != nil {
 		logrus.WithError(err).Warn("plugin store: fsync after remove")
 	}
 	s.replaceLocked(func(recs []*Record) []*Record {
@@ -335,20 +334,12 @@ func (s *Store) Remove(id string, unmount func(dir string) error) error {
 	return removeAll(aside)
 }
 
-// removeAll deletes path; a directory made read-only by a plugin's rootfs is
-// made writable first so the delete cannot fail half-way on permissions.
+// removeAll deletes path; a path already gone is not an error.
 func removeAll(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err := os.RemoveAll(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
+	return nil
 }
 
 // writeFileAtomic writes v as JSON to path through a temporary file that is
@@ -385,13 +376,6 @@ func writeFileAtomic(path string, v any) error {
 		return fmt.Errorf("plugin store: %w", err)
 	}
 	ok = true
-	return syncDir(dir)
-}
-
-func (s *Store) syncDir(dir string) error {
-	if !s.syncDirs {
-		return nil
-	}
 	return syncDir(dir)
 }
 

@@ -58,16 +58,19 @@ func makeTar(t testing.TB, entries ...ent) []byte {
 			ModTime:    e.mtime,
 			PAXRecords: e.pax,
 		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			hdr = &tar.Header{Name: e.name, Typeflag: e.typ, PAXRecords: e.pax}
+		}
 		if hdr.Typeflag == 0 {
 			hdr.Typeflag = tar.TypeReg
 		}
-		if hdr.Mode == 0 {
+		if hdr.Mode == 0 && hdr.Typeflag != tar.TypeXGlobalHeader {
 			hdr.Mode = 0o644
 			if hdr.Typeflag == tar.TypeDir {
 				hdr.Mode = 0o755
 			}
 		}
-		if hdr.ModTime.IsZero() {
+		if hdr.ModTime.IsZero() && hdr.Typeflag != tar.TypeXGlobalHeader {
 			hdr.ModTime = testTime
 		}
 		if hdr.Typeflag == tar.TypeReg {

@@ -365,7 +365,7 @@ func TestSplitHostile(t *testing.T) {
 		tarCase("hardlink to rootfs root", "not a regular file", cfg, root, hardlink("rootfs/h", "rootfs/")),
 		tarCase("hardlink to escaping symlink", "not a regular file", cfg, root, symlink("rootfs/s", "/etc/passwd"), hardlink("rootfs/h", "rootfs/s")),
 		tarCase("hardlink to itself", "itself", cfg, root, file("rootfs/h", "h"), hardlink("rootfs/h", "rootfs/h")),
-		tarCase("config too big", "more than 1048576", configEnt(strings.Repeat(" ", 2<<20)), root),
+		tarCase("config too big", "more than the 1048576 allowed", configEnt(strings.Repeat(" ", 2<<20)), root),
 		tarCase("duplicate config", "duplicate config.json", cfg, root, file("./config.json", "{}")),
 		tarCase("config is a directory", "not a regular file", dir("config.json"), root),
 		tarCase("config is a symlink", "not a regular file", symlink("config.json", "/etc/passwd"), root),
@@ -377,7 +377,7 @@ func TestSplitHostile(t *testing.T) {
 		tarCase("whiteout in rootfs", "whiteout", cfg, root, file("rootfs/.wh.x", "")),
 		tarCase("opaque whiteout in rootfs", "whiteout", cfg, root, file("rootfs/d/.wh..wh..opq", "")),
 		tarCase("unsupported type", "unsupported type", cfg, root, raw("rootfs/c", tar.TypeCont, "")),
-		tarCase("name too long", "longer than 4096", cfg, root, file("rootfs/"+strings.Repeat("a/", 2100), "x")),
+		tarCase("name too long", "longer than 4096", cfg, root, file("rootfs/"+strings.Repeat("a/", 2100)+"f", "x")),
 		tarCase("parent is a file", "rootfs/a/b", cfg, root, file("rootfs/a", "a"), file("rootfs/a/b", "b")),
 		tarCase("symlink loop", "rootfs/l/x", cfg, root, symlink("rootfs/l", "l"), file("rootfs/l/x", "x")),
 		{name: "truncated tar", want: "invalid tar", input: func(t *testing.T, _ sandbox) []byte {
@@ -421,6 +421,7 @@ func TestSplitHostile(t *testing.T) {
 			if err == nil {
 				t.Fatal("Split succeeded")
 			}
+			t.Logf("error: %v", err)
 			if !errdefs.IsInvalidArgument(err) {
 				t.Errorf("error %q (%T) is not invalid argument", err, err)
 			}
