@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 )
 
 // geteuid is a variable so tests can pretend to be unprivileged.
@@ -28,9 +29,11 @@ type extractor struct {
 	in   *input
 
 	// dirs records directory entries in order of first appearance, and
-	// dirHdr the latest header for each, for the final metadata pass.
-	dirs   []string
-	dirHdr map[string]*tar.Header
+	// dirMeta the metadata of the latest entry for each, for the final
+	// pass. Only what that pass needs is kept, so memory stays well below
+	// the size of the archive.
+	dirs    []string
+	dirMeta map[string]dirMeta
 
 	// written, when non-nil (Apply), holds every path this stream wrote
 	// and their ancestors, so an opaque whiteout spares them.
@@ -42,7 +45,7 @@ func newExtractor(dir string, in *input, trackWrites bool) (*extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening rootfs directory: %w", err)
 	}
-	x := &extractor{root: root, in: in, dirHdr: map[string]*tar.Header{}}
+	x := &extractor{root: root, in: in, dirMeta: map[string]dirMeta{}}
 	if trackWrites {
 		x.written = map[string]struct{}{}
 	}
@@ -90,12 +93,22 @@ func (x *extractor) extract(e entry, tee io.Writer) error {
 	default:
 		// Devices and FIFOs are not materialised: a plugin has no business
 		// shipping them and mknod is a privilege we do not want to lend.
-		return nil
+		// Their path must still stay inside the tree.
+		return x.checkPath(e)
 	}
 	if err == nil {
 		x.markWritten(e.path)
 	}
 	return err
+}
+
+// checkPath fails if e.path cannot be reached inside the tree, for
+// entries that are not created.
+func (x *extractor) checkPath(e entry) error {
+	if _, err := x.root.Lstat(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fsError(e.hdr.Name, err)
+	}
+	return nil
 }
 
 // clearPath makes room for e: it creates missing parents and removes
@@ -141,10 +154,10 @@ func (x *extractor) mkdir(e entry) error {
 	if err := lchownError(x.root.Lchown(e.path, e.hdr.Uid, e.hdr.Gid)); err != nil {
 		return fsError(e.hdr.Name, err)
 	}
-	if _, seen := x.dirHdr[e.path]; !seen {
+	if _, seen := x.dirMeta[e.path]; !seen {
 		x.dirs = append(x.dirs, e.path)
 	}
-	x.dirHdr[e.path] = e.hdr
+	x.dirMeta[e.path] = dirMeta{mode: fileMode(e.hdr), atime: e.hdr.AccessTime, mtime: e.hdr.ModTime}
 	return nil
 }
 
@@ -172,7 +185,10 @@ func (x *extractor) createFile(e entry, tee io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return x.chtimes(e.path, e.hdr)
+	if err := x.chtimes(e.path, e.hdr.AccessTime, e.hdr.ModTime); err != nil {
+		return fsError(e.hdr.Name, err)
+	}
+	return nil
 }
 
 func (x *extractor) setFileMeta(f *os.File, hdr *tar.Header) error {
@@ -225,41 +241,43 @@ func (x *extractor) hardlink(e entry) error {
 	return nil
 }
 
-// finish applies directory modes and mtimes, latest-created first, to the
-// directories that are still directories.
+// dirMeta is what finish applies to a directory.
+type dirMeta struct {
+	mode         fs.FileMode
+	atime, mtime time.Time
+}
+
+// finish applies directory modes and mtimes once no more children will be
+// created, to the directories that are still directories.
 func (x *extractor) finish() error {
-	for i := len(x.dirs) - 1; i >= 0; i-- {
+	for _, p := range x.dirs {
 		if err := x.in.ctx.Err(); err != nil {
 			return err
 		}
-		p := x.dirs[i]
-		hdr := x.dirHdr[p]
 		fi, err := x.root.Lstat(p)
 		if err != nil || !fi.IsDir() {
 			continue // replaced or removed by a later entry
 		}
-		if err := x.root.Chmod(p, fileMode(hdr)); err != nil {
-			return fsError(hdr.Name, err)
+		m := x.dirMeta[p]
+		if err := x.root.Chmod(p, m.mode); err != nil {
+			return fsError(p, err)
 		}
-		if err := x.chtimes(p, hdr); err != nil {
-			return err
+		if err := x.chtimes(p, m.atime, m.mtime); err != nil {
+			return fsError(p, err)
 		}
 	}
 	return nil
 }
 
-func (x *extractor) chtimes(p string, hdr *tar.Header) error {
-	if hdr.ModTime.IsZero() {
+// chtimes sets mtime, and atime when the archive has one (else mtime).
+func (x *extractor) chtimes(p string, atime, mtime time.Time) error {
+	if mtime.IsZero() {
 		return nil
 	}
-	atime := hdr.AccessTime
 	if atime.IsZero() {
-		atime = hdr.ModTime
+		atime = mtime
 	}
-	if err := x.root.Chtimes(p, atime, hdr.ModTime); err != nil {
-		return fsError(hdr.Name, err)
-	}
-	return nil
+	return x.root.Chtimes(p, atime, mtime)
 }
 
 // markWritten records p and its ancestors as written by this stream.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -45,6 +46,20 @@ func raw(name string, typ byte, b string) ent { return ent{name: name, typ: typ,
 // makeTar builds an uncompressed tar of entries.
 func makeTar(t testing.TB, entries ...ent) []byte {
 	t.Helper()
+	b, err := buildTar(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tryMakeTar is makeTar for fuzzing, where archive/tar may refuse input.
+func tryMakeTar(entries []ent) ([]byte, bool) {
+	b, err := buildTar(entries)
+	return b, err == nil
+}
+
+func buildTar(entries []ent) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
@@ -77,16 +92,16 @@ func makeTar(t testing.TB, entries ...ent) []byte {
 			hdr.Size = int64(len(e.body))
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("writing test header %q: %v", e.name, err)
+			return nil, fmt.Errorf("writing test header %q: %w", e.name, err)
 		}
 		if _, err := io.WriteString(tw, e.body); err != nil && hdr.Typeflag == tar.TypeReg {
-			t.Fatalf("writing test body %q: %v", e.name, err)
+			return nil, fmt.Errorf("writing test body %q: %w", e.name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 func gzipped(t testing.TB, b []byte) []byte {

@@ -34,8 +34,8 @@
 //     non-directory entry over a directory removes the directory first.
 //   - Ownership, permission bits (including setuid, setgid and sticky) and
 //     mtimes are applied. Directory mode and mtime are applied after the
-//     last entry, deepest-last-seen first, because creating children would
-//     bump the mtime and a read-only directory would block its children.
+//     last entry, because creating children would bump the mtime and a
+//     read-only directory would block its children.
 //     Symlink mtimes are not set and hardlink entries do not alter the
 //     metadata of the inode they share. Extended attributes are copied into
 //     Split's layer (as PAX records) but not applied to the filesystem.

@@ -354,6 +354,8 @@ func TestSplitHostile(t *testing.T) {
 			cfg, root, symlink("rootfs/s", "../sentinel"), symlink("rootfs/s/l", "/x")),
 		tarCase("nested symlinks escaping", "rootfs/b/c/x",
 			cfg, root, dir("rootfs/a"), symlink("rootfs/a/up", "../.."), symlink("rootfs/b", "a/up"), file("rootfs/b/c/x", "x")),
+		tarCase("device through escaping symlink", "rootfs/s/null",
+			cfg, root, symlink("rootfs/s", "../sentinel"), device("rootfs/s/null", tar.TypeChar)),
 		tarCase("hardlink through escaping symlink", "rootfs/s/keep",
 			cfg, root, symlink("rootfs/s", "../sentinel"), hardlink("rootfs/h", "rootfs/s/keep")),
 		tarCase("hardlink to ../../etc/passwd", `".."`, cfg, root, hardlink("rootfs/h", "rootfs/../../etc/passwd")),
