@@ -11,7 +11,9 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/pluginsd/pluginsd/manager/blobstore"
 	"github.com/pluginsd/pluginsd/manager/pluginstore"
@@ -52,6 +55,7 @@ type Manager struct {
 	gcKick chan struct{} // 1-buffered: a request for a GC pass
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the GC worker
+	lock   *os.File       // flock on <data-root>/pluginsd.lock, held until Close
 }
 
 // New opens the stores under cfg.DataRoot, cleaning up what an interrupted
@@ -60,16 +64,22 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.DataRoot == "" {
 		return nil, fmt.Errorf("manager: DataRoot is required")
 	}
+	lock, err := lockDataRoot(cfg.DataRoot)
+	if err != nil {
+		return nil, err
+	}
 	ps, err := pluginstore.Open(filepath.Join(cfg.DataRoot, "plugins"))
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	bs, err := blobstore.Open(filepath.Join(cfg.DataRoot, "blobs"))
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{cfg: cfg, ps: ps, bs: bs, events: cfg.Events, gcKick: make(chan struct{}, 1), cancel: cancel}
+	m := &Manager{cfg: cfg, ps: ps, bs: bs, lock: lock, events: cfg.Events, gcKick: make(chan struct{}, 1), cancel: cancel}
 	if m.events == nil {
 		m.events = discardEvents{}
 	}
@@ -78,17 +88,39 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops the GC worker and waits for it.
+// Close stops the GC worker, waits for it and releases the data root.
 func (m *Manager) Close(ctx context.Context) error {
 	m.cancel()
 	done := make(chan struct{})
 	go func() { m.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return m.lock.Close()
+}
+
+// lockDataRoot takes an exclusive lock on the data root, so that a second
+// pluginsd on the same directory fails to start instead of deleting the
+// first one's work in progress as leftovers.
+func lockDataRoot(root string) (*os.File, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("data root: %w", err)
+	}
+	path := filepath.Join(root, "pluginsd.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data root: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data root %s is in use by another pluginsd", root)
+		}
+		return nil, fmt.Errorf("data root: lock %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // Generation changes whenever any plugin changes; callers may cache what

@@ -91,10 +91,7 @@ func errorHandler(err error, c echo.Context) {
 			h.Del(k)
 		}
 	}
-	if req.Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
-	}
+	// HEAD gets the same headers as GET; net/http drops the body.
 	if compat.PlainTextErrors(compat.VersionFromContext(req.Context())) {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		h.Set("X-Content-Type-Options", "nosniff")

@@ -109,6 +109,10 @@ func cleanPath(next echo.HandlerFunc) echo.HandlerFunc {
 func versionPrefix(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		if r.Method == http.MethodOptions {
+			// dockerd has no OPTIONS routes; Echo would answer 204 + Allow.
+			return echo.ErrNotFound
+		}
 		v, rest, ok := compat.SplitPath(r.URL.Path)
 		if ok {
 			r.URL.Path = rest
