@@ -429,7 +429,6 @@ func wireWantNotFound(t testing.TB, r wireResp, what string) {
 		t.Errorf("%s: body %q", what, r.Body)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		// BUG: see TestWireNotFound for HEAD.
 		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
 	}
 	for _, k := range []string{"Api-Version", "Server", "Ostype", "Docker-Experimental", "Allow"} {
@@ -458,10 +457,7 @@ func TestWireNotFound(t *testing.T) {
 		{"GET", "/plugins/create"},
 		{"PUT", "/plugins/create"},
 		{"PATCH", "/plugins/x"},
-		// BUG: OPTIONS on a routed path gets Echo's automatic preflight
-		// answer, 204 with "Allow: OPTIONS, GET..." and no body, bypassing the
-		// router's 404; dockerd has no OPTIONS routes and answers
-		// 404 {"message":"page not found"}.
+		// dockerd has no OPTIONS routes (Echo would answer 204 + Allow).
 		{"OPTIONS", "/plugins"},
 		{"OPTIONS", "/_ping"},
 		{"OPTIONS", "/plugins/x/json"},
@@ -485,9 +481,7 @@ func TestWireNotFound(t *testing.T) {
 	// rules; the headers are still the router's 404.
 	for _, p := range []string{"/plugins", "/v1.41/plugins", "/plugins/x/json", "/version"} {
 		r := wireDo(t, c, "HEAD", p, "", nil)
-		// BUG: pluginsd answers HEAD 404s with no Content-Type (server/errors.go
-		// errorHandler takes c.NoContent for every HEAD); dockerd's router
-		// handler writes its JSON error, so the header is application/json.
+		// As dockerd, the JSON error's headers, with the body dropped.
 		wireWantNotFound(t, r, "HEAD "+p)
 	}
 	// The version check does not run for unrouted paths: the router answers.

@@ -627,10 +627,8 @@ func TestRestartDataRootInUse(t *testing.T) {
 		}
 	}
 	if started {
-		// BUG: pluginsd takes no lock on --data-root. A second server on the
-		// same data root starts, and its start-up (pluginstore.Open,
-		// blobstore.Open) deletes the first server's staging dir and ingest
-		// file mid-create; that create then fails with a misleading 400.
+		// Without the data-root lock, the second server's start-up would
+		// delete the first one's staging dir and ingest file mid-create.
 		t.Errorf("a second server started on data root %s, which another server is using:\n%s", l.data, q.out)
 		q.cmd.Process.Kill()
 		q.wait(t, 10*time.Second)

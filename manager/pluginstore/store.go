@@ -57,6 +57,11 @@ type Record struct {
 	Blobsums []digest.Digest `json:"Blobsums"`
 	// Manifest is the digest of the stored manifest blob.
 	Manifest digest.Digest `json:"Manifest"`
+	// RootfsDir names the plugin's rootfs directory inside its plugin
+	// directory; empty means "rootfs". An upgrade extracts the new rootfs
+	// beside the old one and switches by rewriting the record, so the switch
+	// is atomic and a kill never leaves a plugin with a mixed rootfs.
+	RootfsDir string `json:"RootfsDir,omitempty"`
 }
 
 // ID returns the plugin's 64-hex ID.
@@ -148,6 +153,7 @@ func Open(root string) (*Store, error) {
 			logrus.WithField("plugin", name).Errorf("skipping plugin record whose ID is %q", r.Plugin.ID)
 			continue
 		}
+		s.cleanRootfsDirs(r)
 		recs = append(recs, r)
 	}
 	s.publishLocked(recs)
@@ -169,8 +175,54 @@ func readRecord(path string) (*Record, error) {
 // Snapshot returns the current view. It never blocks.
 func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
 
-// RootfsPath returns the rootfs directory of plugin id.
-func (s *Store) RootfsPath(id string) string { return filepath.Join(s.root, id, rootfsDir) }
+// RootfsPath returns the rootfs directory of r.
+func (s *Store) RootfsPath(r *Record) string {
+	if r.RootfsDir != "" {
+		return filepath.Join(s.root, r.Plugin.ID, r.RootfsDir)
+	}
+	return filepath.Join(s.root, r.Plugin.ID, rootfsDir)
+}
+
+// NewRootfs makes an empty rootfs directory for plugin id beside its
+// current one (for an upgrade) and returns its path and its RootfsDir name.
+// Until a record names it, Open deletes it.
+func (s *Store) NewRootfs(id string) (path, name string, err error) {
+	path, err = os.MkdirTemp(s.Dir(id), rootfsDir+"-")
+	if err != nil {
+		return "", "", fmt.Errorf("plugin store: %w", err)
+	}
+	if err := os.Chmod(path, 0o755); err != nil {
+		return "", "", fmt.Errorf("plugin store: %w", err)
+	}
+	return path, filepath.Base(path), nil
+}
+
+// cleanRootfsDirs deletes rootfs directories of r that its record does not
+// name: what an interrupted or completed upgrade left.
+func (s *Store) cleanRootfsDirs(r *Record) {
+	keep := filepath.Base(s.RootfsPath(r))
+	entries, err := os.ReadDir(s.Dir(r.Plugin.ID))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), rootfsDir) && e.Name() != keep {
+			p := filepath.Join(s.Dir(r.Plugin.ID), e.Name())
+			logrus.WithField("path", p).Info("removing rootfs left by an upgrade")
+			if err := removeAll(p); err != nil {
+				logrus.WithError(err).WithField("path", p).Warn("cannot remove old rootfs")
+			}
+		}
+	}
+}
+
+// DiscardRootfs deletes a rootfs directory of plugin id that no record
+// names any more (after an upgrade switched away from it, or failed).
+func (s *Store) DiscardRootfs(path string) {
+	if err := removeAll(path); err != nil {
+		logrus.WithError(err).WithField("path", path).Warn("cannot remove rootfs")
+	}
+}
 
 // Dir returns the directory of plugin id.
 func (s *Store) Dir(id string) string { return filepath.Join(s.root, id) }
