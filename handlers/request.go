@@ -36,7 +36,7 @@ func readJSON(c echo.Context, v any) (ok bool, err error) {
 	if len(body) > maxJSONBody {
 		return false, errBodyTooLarge(maxJSONBody)
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(body) == 0 {
 		return false, nil
 	}
 	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
@@ -49,7 +49,8 @@ func readJSON(c echo.Context, v any) (ok bool, err error) {
 		}
 		return false, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
 	}
-	if dec.More() {
+	// More() misses a stray closing bracket; only EOF may follow the value.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return false, errdefs.ErrInvalidArgument.WithMessage("unexpected content after JSON")
 	}
 	return true, nil

@@ -23,6 +23,8 @@ type Backend interface {
 	Set(ctx context.Context, req manager.SetRequest) error
 	CheckCreate(ctx context.Context, name string) error
 	Create(ctx context.Context, req manager.CreateRequest) error
+	Enable(ctx context.Context, req manager.EnableRequest) error
+	Disable(ctx context.Context, req manager.DisableRequest) error
 	// Generation changes whenever any plugin changes (encoded responses are
 	// cached under it).
 	Generation() uint64
@@ -98,6 +100,8 @@ func (a *API) postRoute(rest string) echo.HandlerFunc {
 		suffix string
 		h      func(echo.Context, string) error
 	}{
+		{"/enable", a.enable},
+		{"/disable", a.disable},
 		{"/set", a.set},
 	} {
 		if name, ok := strings.CutSuffix(rest, r.suffix); ok && name != "" {

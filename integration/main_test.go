@@ -21,6 +21,7 @@ import (
 
 	"github.com/pluginsd/pluginsd/handlers"
 	"github.com/pluginsd/pluginsd/manager"
+	"github.com/pluginsd/pluginsd/manager/runtime"
 	"github.com/pluginsd/pluginsd/server"
 )
 
@@ -75,20 +76,58 @@ type daemon struct {
 	sock    string // unix socket path
 	tcpAddr string // 127.0.0.1:port
 	mgr     *manager.Manager
+	rt      *runtime.Runtime
+	sockets string // the plugin socket root (short: unix socket paths are limited to 107 bytes)
 	srv     *server.Server
 	wg      sync.WaitGroup
 	stopped bool
+	// liveRestore is passed to the manager (tests of restarts set it).
+	liveRestore bool
 }
 
 // startDaemon starts pluginsd on root (a fresh temp dir when empty) and
 // stops it at the end of the test.
 func startDaemon(t testing.TB, root string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, root, false)
+}
+
+// startDaemonWith is startDaemon with the live-restore setting given.
+func startDaemonWith(t testing.TB, root string, liveRestore bool) *daemon {
+	t.Helper()
 	if root == "" {
 		root = t.TempDir()
 	}
-	d := &daemon{t: t, root: root, sock: filepath.Join(root, "pluginsd.sock")}
-	mgr, err := manager.New(manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test"})
+	d := &daemon{t: t, root: root, sock: filepath.Join(root, "pluginsd.sock"), liveRestore: liveRestore}
+	d.sockets = filepath.Join(root, "sockets")
+	if len(d.sockets) > 30 {
+		// Keep <sockets>/<64-hex id>/tp.sock under the unix socket limit.
+		link, err := os.MkdirTemp("", "pd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(link)
+		if err := os.MkdirAll(d.sockets, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(d.sockets, link); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(link) })
+		d.sockets = link
+	}
+	rt, err := runtime.New(runtime.Config{
+		StateDir:     filepath.Join(root, "exec", "runc"),
+		BundleRoot:   filepath.Join(root, "exec", "bundles"),
+		SocketRoot:   d.sockets,
+		LogRoot:      filepath.Join(root, "data", "logs"),
+		CgroupParent: "/pluginsd-test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.rt = rt
+	mgr, err := manager.New(manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, LiveRestore: d.liveRestore})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +167,9 @@ func (d *daemon) stop() {
 	d.wg.Wait()
 	if err := d.mgr.Close(ctx); err != nil {
 		d.t.Errorf("manager close: %v", err)
+	}
+	if err := d.rt.Close(ctx); err != nil {
+		d.t.Errorf("runtime close: %v", err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -34,8 +33,7 @@ type configFile struct {
 // Errors are 400s worded "failed to parse config: ...".
 func ParseConfig(b []byte) (plugin.Config, string, error) {
 	var cf configFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&cf); err != nil {
+	if err := json.Unmarshal(b, &cf); err != nil {
 		return plugin.Config{}, "", invalidf("failed to parse config: %v", err)
 	}
 	if err := validateConfig(&cf.Config); err != nil {

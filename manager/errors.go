@@ -20,3 +20,13 @@ var errSetActive = errdefs.ErrConflict.WithMessage("cannot set on an active plug
 func invalidf(format string, args ...any) error {
 	return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(format, args...))
 }
+
+func errAlreadyEnabled(name string) error {
+	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("plugin already enabled: plugin %s is enabled", name))
+}
+
+func errAlreadyDisabled(name string) error {
+	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("plugin is already disabled: plugin %s found but disabled", name))
+}
+
+var errNoRuntime = errdefs.ErrNotImplemented.WithMessage("plugins cannot be enabled: runc was not found when pluginsd started")

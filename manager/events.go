@@ -10,7 +10,9 @@ type Event struct {
 	// Name is the plugin name as the client gave it (dockerd echoes the raw
 	// request name for enable, disable and remove).
 	Name string
-	Time time.Time
+	// Attributes are extra actor attributes (exitCode of a plugin that died).
+	Attributes map[string]string
+	Time       time.Time
 }
 
 // EventSink receives events. Publish must not block for long: it is called

@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -41,6 +42,15 @@ type Config struct {
 	Version string
 	// Events receives lifecycle events; nil discards them.
 	Events EventSink
+	// Runtime runs enabled plugins; nil makes enable fail with 501.
+	Runtime Runtime
+	// LiveRestore keeps plugins running when pluginsd stops; at the next
+	// start they are adopted. Without it, Close stops them and the next
+	// start re-enables them (dockerd's default).
+	LiveRestore bool
+	// Protected, if set, may refuse to disable or force-remove a plugin
+	// (one in the authorization chain) with a Conflict error.
+	Protected func(*Plugin) error
 }
 
 // Manager owns the plugin store and blob store.
@@ -51,11 +61,18 @@ type Manager struct {
 	events EventSink
 	locks  keyLocks
 
-	gcMu   sync.RWMutex  // creates and pulls hold R while their blobs are unreferenced; GC holds W
-	gcKick chan struct{} // 1-buffered: a request for a GC pass
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the GC worker
-	lock   *os.File       // flock on <data-root>/pluginsd.lock, held until Close
+	gcMu     sync.RWMutex  // creates and pulls hold R while their blobs are unreferenced; GC holds W
+	gcKick   chan struct{} // 1-buffered: a request for a GC pass
+	rt       Runtime
+	runMu    sync.Mutex          // guards running
+	running  map[string]*running // supervision of enabled plugins, by ID
+	restarts atomic.Int64        // crash restarts, for metrics
+
+	ctx       context.Context // ends at Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // the GC worker and the supervisors
+	lock      *os.File       // flock on <data-root>/pluginsd.lock, held until Close
+	closeOnce sync.Once
 }
 
 // New opens the stores under cfg.DataRoot, cleaning up what an interrupted
@@ -79,26 +96,45 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{cfg: cfg, ps: ps, bs: bs, lock: lock, events: cfg.Events, gcKick: make(chan struct{}, 1), cancel: cancel}
+	m := &Manager{
+		cfg: cfg, ps: ps, bs: bs, lock: lock, events: cfg.Events, rt: cfg.Runtime,
+		running: map[string]*running{}, gcKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
+	}
 	if m.events == nil {
 		m.events = discardEvents{}
 	}
 	m.wg.Go(func() { m.gcLoop(ctx) })
 	m.kickGC() // blobs orphaned by a kill are collected at start
+	if m.rt != nil {
+		if err := m.restore(ctx); err != nil {
+			_ = m.Close(context.Background())
+			return nil, fmt.Errorf("restoring plugins: %w", err)
+		}
+	}
 	return m, nil
 }
 
-// Close stops the GC worker, waits for it and releases the data root.
+// Close stops the manager's goroutines and releases the data root. Running
+// plugins keep running with LiveRestore; otherwise they are stopped first.
 func (m *Manager) Close(ctx context.Context) error {
-	m.cancel()
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return m.lock.Close()
+	var err error
+	m.closeOnce.Do(func() {
+		if !m.cfg.LiveRestore && m.rt != nil {
+			m.stopAll(ctx)
+		}
+		m.cancel()
+		done := make(chan struct{})
+		go func() { m.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if cerr := m.lock.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
 }
 
 // lockDataRoot takes an exclusive lock on the data root, so that a second
@@ -208,11 +244,25 @@ func (m *Manager) Remove(ctx context.Context, req RemoveRequest) error {
 	if r, err = m.current(r.ID(), req.Name); err != nil {
 		return err
 	}
-	if r.Plugin.Enabled && !req.Force {
-		return errEnabled(r.Name())
+	if r.Plugin.Enabled {
+		if !req.Force {
+			return errEnabled(r.Name())
+		}
+		if err := m.checkDisable(r); err != nil {
+			return err
+		}
+		// As dockerd: a forced remove disables first, without a disable event.
+		if err := m.stopPlugin(ctx, r.ID()); err != nil {
+			return err
+		}
 	}
 	if err := m.ps.Remove(r.ID(), nil); err != nil {
 		return err
+	}
+	if m.rt != nil {
+		if err := m.rt.RemoveLogs(r.ID()); err != nil {
+			logrus.WithError(err).WithField("plugin", r.ID()).Warn("removing plugin logs")
+		}
 	}
 	m.events.Publish(Event{Action: "remove", ID: r.ID(), Name: req.Name, Time: time.Now()})
 	m.kickGC()

@@ -29,6 +29,8 @@ type options struct {
 	TLSCACert            string   `json:"tlscacert"`
 	TLSCert              string   `json:"tlscert"`
 	TLSKey               string   `json:"tlskey"`
+	LiveRestore          bool     `json:"live-restore"`
+	Runc                 string   `json:"runc"`
 }
 
 const defaultConfigFile = "/etc/pluginsd/pluginsd.json"
@@ -40,6 +42,8 @@ func defaults() options {
 		PluginExecRoot: "/run/docker/plugins",
 		Group:          "docker",
 		LogLevel:       "info",
+		LiveRestore:    true,
+		Runc:           "runc",
 	}
 }
 
@@ -61,6 +65,7 @@ var flagKeys = map[string]string{
 	"plugin-exec-root": "plugin-exec-root", "G": "group", "group": "group", "log-level": "log-level", "l": "log-level",
 	"insecure-registry": "insecure-registries", "authorization-plugin": "authorization-plugins",
 	"tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey",
+	"live-restore": "live-restore", "runc": "runc",
 }
 
 // parseOptions reads flags and the config file. As in dockerd, a setting
@@ -85,6 +90,8 @@ func parseOptions(args []string) (options, bool, error) {
 	fs.StringVar(&o.TLSCACert, "tlscacert", "", "`file`: CA of trusted client certificates")
 	fs.StringVar(&o.TLSCert, "tlscert", "", "`file`: server certificate")
 	fs.StringVar(&o.TLSKey, "tlskey", "", "`file`: server key")
+	fs.BoolVar(&o.LiveRestore, "live-restore", o.LiveRestore, "keep plugins running while pluginsd restarts (false: stop them at shutdown and re-enable them at start, like dockerd)")
+	fs.StringVar(&o.Runc, "runc", o.Runc, "`path` of the runc binary that runs plugins")
 	configFile := fs.String("config-file", defaultConfigFile, "`file`: JSON settings with the flags' names as keys")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/pluginsd/pluginsd/handlers"
 	"github.com/pluginsd/pluginsd/manager"
+	"github.com/pluginsd/pluginsd/manager/runtime"
 	"github.com/pluginsd/pluginsd/server"
 )
 
@@ -69,7 +72,15 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	mgr, err := manager.New(manager.Config{DataRoot: o.DataRoot, Version: version})
+	rt, err := newRuntime(o)
+	if err != nil {
+		return err
+	}
+	mcfg := manager.Config{DataRoot: o.DataRoot, Version: version, LiveRestore: o.LiveRestore}
+	if rt != nil {
+		mcfg.Runtime = rt
+	}
+	mgr, err := manager.New(mcfg)
 	if err != nil {
 		return err
 	}
@@ -116,8 +127,31 @@ func run(args []string) error {
 	if err := mgr.Close(sctx); err != nil {
 		logrus.WithError(err).Warn("manager shutdown")
 	}
+	if rt != nil {
+		if err := rt.Close(sctx); err != nil {
+			logrus.WithError(err).Warn("runtime shutdown")
+		}
+	}
 	logrus.Info("pluginsd stopped")
 	return serveErr
+}
+
+// newRuntime builds the runc runtime. Without runc, pluginsd still serves
+// everything but enable, which then says what is missing.
+func newRuntime(o options) (*runtime.Runtime, error) {
+	if _, err := exec.LookPath(o.Runc); err != nil {
+		logrus.WithField("runc", o.Runc).Warn("runc not found: plugins cannot be enabled (install the runc package)")
+		return nil, nil
+	}
+	return runtime.New(runtime.Config{
+		Runc:         o.Runc,
+		StateDir:     filepath.Join(o.ExecRoot, "runc"),
+		BundleRoot:   filepath.Join(o.ExecRoot, "bundles"),
+		SocketRoot:   o.PluginExecRoot,
+		LogRoot:      filepath.Join(o.DataRoot, "logs"),
+		CgroupParent: "/pluginsd",
+		Logger:       logrus.WithField("component", "plugin"),
+	})
 }
 
 func kernelVersion() string {

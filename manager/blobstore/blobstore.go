@@ -226,7 +226,23 @@ func (w *Writer) Commit(ctx context.Context, expected digest.Digest) (digest.Dig
 	if err := os.Rename(tmp, dst); err != nil {
 		return "", fmt.Errorf("blob store: %w", err)
 	}
+	// The rename must reach the disk before a record that names the blob.
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return "", err
+	}
 	return dgst, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("blob store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("blob store: fsync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Close abandons an uncommitted blob; after Commit it does nothing.

@@ -386,12 +386,23 @@ func (s *Store) Remove(id string, unmount func(dir string) error) error {
 	return removeAll(aside)
 }
 
-// removeAll deletes path; a path already gone is not an error.
+// removeAll deletes path; a path already gone is not an error. Without
+// root, read-only directories in a plugin's rootfs would stop the delete
+// half-way, so they are made writable and the delete is tried again.
 func removeAll(path string) error {
-	if err := os.RemoveAll(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	err := os.RemoveAll(path)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	return nil
+	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			// WalkDir does not follow symlinks, and this tree is ours: the
+			// plugin that owned it is no longer running.
+			_ = os.Chmod(p, 0o700) //nolint:gosec // see above
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
 }
 
 // writeFileAtomic writes v as JSON to path through a temporary file that is
