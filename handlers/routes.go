@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/moby/moby/api/types/plugin"
 
 	"github.com/pluginsd/pluginsd/manager"
 )
@@ -25,6 +26,10 @@ type Backend interface {
 	Create(ctx context.Context, req manager.CreateRequest) error
 	Enable(ctx context.Context, req manager.EnableRequest) error
 	Disable(ctx context.Context, req manager.DisableRequest) error
+	Privileges(ctx context.Context, req manager.PrivilegesRequest) (plugin.Privileges, error)
+	Pull(ctx context.Context, req manager.PullRequest, progress manager.ProgressFunc) error
+	Upgrade(ctx context.Context, req manager.UpgradeRequest, progress manager.ProgressFunc) error
+	Push(ctx context.Context, req manager.PushRequest, progress manager.ProgressFunc) error
 	// Generation changes whenever any plugin changes (encoded responses are
 	// cached under it).
 	Generation() uint64
@@ -90,6 +95,9 @@ func (a *API) getRoute(rest string) echo.HandlerFunc {
 	if name, ok := strings.CutSuffix(rest, "/json"); ok && name != "" {
 		return a.withName(name, a.inspect)
 	}
+	if rest == "privileges" {
+		return a.privileges
+	}
 	return nil
 }
 
@@ -102,6 +110,8 @@ func (a *API) postRoute(rest string) echo.HandlerFunc {
 	}{
 		{"/enable", a.enable},
 		{"/disable", a.disable},
+		{"/push", a.push},
+		{"/upgrade", a.upgrade},
 		{"/set", a.set},
 	} {
 		if name, ok := strings.CutSuffix(rest, r.suffix); ok && name != "" {
@@ -109,6 +119,8 @@ func (a *API) postRoute(rest string) echo.HandlerFunc {
 		}
 	}
 	switch rest {
+	case "pull":
+		return a.pull
 	case "create":
 		return a.create
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/pluginsd/pluginsd/distribution"
 	"github.com/pluginsd/pluginsd/handlers"
 	"github.com/pluginsd/pluginsd/manager"
 	"github.com/pluginsd/pluginsd/manager/runtime"
@@ -127,7 +128,11 @@ func startDaemonWith(t testing.TB, root string, liveRestore bool) *daemon {
 		t.Fatal(err)
 	}
 	d.rt = rt
-	mgr, err := manager.New(manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, LiveRestore: d.liveRestore})
+	reg, err := distribution.New(distribution.Options{CertsDir: filepath.Join(root, "certs.d")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := manager.New(manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, Registry: reg, LiveRestore: d.liveRestore})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +202,10 @@ func runDocker(t testing.TB, host string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dockerBin, args...)
-	cfgDir := filepath.Join(os.TempDir(), "pluginsd-test-docker-config")
+	cfgDir := os.Getenv("DOCKER_CONFIG") // a test's credentials
+	if cfgDir == "" {
+		cfgDir = filepath.Join(os.TempDir(), "pluginsd-test-docker-config")
+	}
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+host, "DOCKER_CONFIG="+cfgDir, "DOCKER_CLI_HINTS=false")
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err

@@ -42,6 +42,9 @@ type Config struct {
 	Version string
 	// Events receives lifecycle events; nil discards them.
 	Events EventSink
+	// Registry is the registry client for install, upgrade and push; nil
+	// makes those operations fail with 501.
+	Registry Registry
 	// Runtime runs enabled plugins; nil makes enable fail with 501.
 	Runtime Runtime
 	// LiveRestore keeps plugins running when pluginsd stops; at the next
@@ -59,7 +62,10 @@ type Manager struct {
 	ps     *pluginstore.Store
 	bs     *blobstore.Store
 	events EventSink
+	reg    Registry
 	locks  keyLocks
+
+	inflight inflight // layer downloads in progress, shared by concurrent pulls
 
 	gcMu     sync.RWMutex  // creates and pulls hold R while their blobs are unreferenced; GC holds W
 	gcKick   chan struct{} // 1-buffered: a request for a GC pass
@@ -97,7 +103,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
-		cfg: cfg, ps: ps, bs: bs, lock: lock, events: cfg.Events, rt: cfg.Runtime,
+		cfg: cfg, ps: ps, bs: bs, lock: lock, events: cfg.Events, rt: cfg.Runtime, reg: cfg.Registry,
 		running: map[string]*running{}, gcKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
 	if m.events == nil {

@@ -90,6 +90,26 @@ func (f *fakeBackend) Disable(ctx context.Context, req manager.DisableRequest) e
 	return f.err
 }
 
+func (f *fakeBackend) Privileges(ctx context.Context, req manager.PrivilegesRequest) (plugin.Privileges, error) {
+	f.record("Privileges")
+	return nil, f.err
+}
+
+func (f *fakeBackend) Pull(ctx context.Context, req manager.PullRequest, progress manager.ProgressFunc) error {
+	f.record("Pull")
+	return f.err
+}
+
+func (f *fakeBackend) Upgrade(ctx context.Context, req manager.UpgradeRequest, progress manager.ProgressFunc) error {
+	f.record("Upgrade")
+	return f.err
+}
+
+func (f *fakeBackend) Push(ctx context.Context, req manager.PushRequest, progress manager.ProgressFunc) error {
+	f.record("Push")
+	return f.err
+}
+
 func (f *fakeBackend) CheckCreate(ctx context.Context, name string) error {
 	f.record("CheckCreate")
 	f.createName = name

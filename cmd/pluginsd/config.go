@@ -30,6 +30,7 @@ type options struct {
 	TLSCert              string   `json:"tlscert"`
 	TLSKey               string   `json:"tlskey"`
 	LiveRestore          bool     `json:"live-restore"`
+	CertsDir             string   `json:"certs-dir"`
 	Runc                 string   `json:"runc"`
 }
 
@@ -65,7 +66,7 @@ var flagKeys = map[string]string{
 	"plugin-exec-root": "plugin-exec-root", "G": "group", "group": "group", "log-level": "log-level", "l": "log-level",
 	"insecure-registry": "insecure-registries", "authorization-plugin": "authorization-plugins",
 	"tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey",
-	"live-restore": "live-restore", "runc": "runc",
+	"live-restore": "live-restore", "runc": "runc", "certs-dir": "certs-dir",
 }
 
 // parseOptions reads flags and the config file. As in dockerd, a setting
@@ -91,6 +92,7 @@ func parseOptions(args []string) (options, bool, error) {
 	fs.StringVar(&o.TLSCert, "tlscert", "", "`file`: server certificate")
 	fs.StringVar(&o.TLSKey, "tlskey", "", "`file`: server key")
 	fs.BoolVar(&o.LiveRestore, "live-restore", o.LiveRestore, "keep plugins running while pluginsd restarts (false: stop them at shutdown and re-enable them at start, like dockerd)")
+	fs.StringVar(&o.CertsDir, "certs-dir", "/etc/docker/certs.d", "`dir` of per-registry TLS files: <dir>/<host[:port]>/{ca.crt,client.cert,client.key}")
 	fs.StringVar(&o.Runc, "runc", o.Runc, "`path` of the runc binary that runs plugins")
 	configFile := fs.String("config-file", defaultConfigFile, "`file`: JSON settings with the flags' names as keys")
 	showVersion := fs.Bool("version", false, "print the version and exit")

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/pluginsd/pluginsd/distribution"
 	"github.com/pluginsd/pluginsd/handlers"
 	"github.com/pluginsd/pluginsd/manager"
 	"github.com/pluginsd/pluginsd/manager/runtime"
@@ -76,7 +78,15 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	mcfg := manager.Config{DataRoot: o.DataRoot, Version: version, LiveRestore: o.LiveRestore}
+	reg, err := distribution.New(distribution.Options{
+		InsecureRegistries: o.InsecureRegistries,
+		CertsDir:           o.CertsDir,
+		UserAgent:          fmt.Sprintf("pluginsd/%s go/%s os/%s arch/%s", version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH),
+	})
+	if err != nil {
+		return err
+	}
+	mcfg := manager.Config{DataRoot: o.DataRoot, Version: version, LiveRestore: o.LiveRestore, Registry: reg}
 	if rt != nil {
 		mcfg.Runtime = rt
 	}
