@@ -51,8 +51,8 @@ fuzz:        ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./manager/pluginstore
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSettables$$' -fuzztime $(FUZZTIME) ./manager
 
-conformance: build ## ../shared/conformance scenarios 01-03 against a fresh pluginsd
-	./scripts/conformance.sh 01 02 03
+conformance: build ## ../shared/conformance scenarios 01-07 against a fresh pluginsd and registry
+	./scripts/conformance.sh 01 02 03 04 05 06 07
 
 tidy:        ## fail if go.mod files need tidying
 	$(GO) mod tidy -diff

@@ -15,12 +15,22 @@ work=$(mktemp -d /tmp/pluginsd-conformance.XXXXXX)
 export OURS_DIR=$work/ours OURS_PORT=${OURS_PORT:-23761}
 cleanup() {
   [[ -f $OURS_DIR/pid ]] && kill "$(cat "$OURS_DIR/pid")" 2>/dev/null || true
+  [[ -n ${regpid:-} ]] && kill "$regpid" 2>/dev/null || true
   sleep 0.5
   rm -rf "$work"
 }
 trap cleanup EXIT
 bash "$conf/plugins/build.sh" "$work/pd" >/dev/null
+# A registry for the install/push/upgrade scenarios: $REG if given, else a
+# real distribution registry (in memory) started here.
+if [[ -z ${REG:-} ]]; then
+  (cd "$here/integration" && go build -o "$work/devregistry" ./cmd/devregistry)
+  REG=127.0.0.1:${REG_PORT:-23762}
+  "$work/devregistry" -addr "$REG" >"$work/registry.log" 2>&1 &
+  regpid=$!
+  for _ in $(seq 1 50); do curl -s -o /dev/null "http://$REG/v2/" && break; sleep 0.1; done
+fi
 API=$(bash "$conf/ours-up.sh" "$here")
 files=()
 for n in "$@"; do files+=("$conf"/scenarios/"$n"-*.sh); done
-API=$API REG=${REG:-127.0.0.1:5000} PD=$work/pd bash "$conf/run.sh" ours "${files[@]}"
+API=$API REG=$REG PD=$work/pd bash "$conf/run.sh" ours "${files[@]}"
