@@ -9,7 +9,7 @@ LINT      := $(GO) tool -modfile=tools/go.mod golangci-lint
 RUNFLAGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test unit integration bench lint vet fmt fuzz conformance tidy
+.PHONY: help build run test unit integration bench lint vet fmt fuzz conformance interop tidy
 
 help:        ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,9 @@ fuzz:        ## run each fuzz target for FUZZTIME
 
 conformance: build ## ../shared/conformance scenarios 01-07 against a fresh pluginsd and registry
 	./scripts/conformance.sh 01 02 03 04 05 06 07
+
+interop: build ## plugins both ways between pluginsd and the reference dockerd (../shared/conformance/ref-up.sh)
+	./scripts/interop.sh
 
 tidy:        ## fail if go.mod files need tidying
 	$(GO) mod tidy -diff
