@@ -29,7 +29,8 @@ unit:        ## unit tests of the main module, race detector on
 integration: ## black-box tests in integration/ (own go.mod)
 	cd integration && $(GO) test $(TESTFLAGS) -timeout 15m ./...
 
-bench:       ## Go benchmarks: list/inspect requests per second with 100 plugins, resident memory
+bench:       ## Go benchmarks: create MB/s; list/inspect requests per second with 100 plugins, resident memory
+	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 ./manager/
 	cd integration && $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./...
 
 vet:         ## go vet both modules

@@ -8,6 +8,7 @@ require (
 	github.com/distribution/distribution/v3 v3.1.2
 	github.com/distribution/reference v0.6.0
 	github.com/google/go-cmp v0.7.0
+	github.com/klauspost/compress v1.20.1
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/moby/moby/api v1.57.0
 	github.com/moby/sys/mount v0.3.5

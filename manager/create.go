@@ -1,11 +1,13 @@
 package manager
 
 import (
-	"compress/gzip"
+	"bufio"
 	"context"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -106,15 +108,8 @@ func (m *Manager) buildFromContext(ctx context.Context, name string, body io.Rea
 		return nil, err
 	}
 	defer lw.Close()
-	gz, err := gzip.NewWriterLevel(lw, gzip.BestSpeed)
+	cfgBytes, err := splitAndCompress(ctx, body, dir, lw)
 	if err != nil {
-		return nil, err
-	}
-	cfgBytes, err := rootfs.Split(ctx, body, dir, gz)
-	if err != nil {
-		return nil, err
-	}
-	if err := gz.Close(); err != nil {
 		return nil, err
 	}
 	cfg, _, err := ParseConfig(cfgBytes)
@@ -160,4 +155,50 @@ func (m *Manager) buildFromContext(ctx context.Context, name string, body io.Rea
 		Blobsums:      []digest.Digest{layer},
 		Manifest:      mfDigest,
 	}, nil
+}
+
+// splitAndCompress extracts a create context into dir while the same
+// entries, as a layer tar, are gzipped into w. The extraction (tar parsing,
+// file writes) and the compression (gzip, hashing, blob writes) run in two
+// goroutines joined by a pipe, so a create uses two cores.
+func splitAndCompress(ctx context.Context, body io.Reader, dir string, w io.Writer) ([]byte, error) {
+	pr, pw := io.Pipe()
+	var wg sync.WaitGroup
+	var zerr error
+	wg.Go(func() {
+		zerr = compressLayer(pr, w)
+		// Unblock the splitter if compression failed.
+		pr.CloseWithError(zerr)
+	})
+	// Large writes into the pipe: each one is handed to the compressor
+	// whole while the splitter goes on.
+	bw := bufio.NewWriterSize(pw, 1<<20)
+	cfg, err := rootfs.Split(ctx, body, dir, bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	pw.CloseWithError(err) // nil: EOF for the compressor
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return cfg, zerr
+}
+
+// compressLayer gzips r into w. flate writes its output a few hundred bytes
+// at a time, so the output is buffered: each of those would otherwise be a
+// write system call.
+func compressLayer(r io.Reader, w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	gz, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(gz, r, make([]byte, 1<<20)); err != nil {
+		return err
+	}
+	if err := gz.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
