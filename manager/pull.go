@@ -1,9 +1,9 @@
 package manager
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
 	"sync"
