@@ -251,3 +251,63 @@ func TestLiveRestore(t *testing.T) {
 		t.Errorf("enabled = %s", out)
 	}
 }
+
+// TestEnableBadConfigs: configs that cannot run give an error naming the
+// cause, the plugin stays disabled, and nothing with its ID is left.
+func TestEnableBadConfigs(t *testing.T) {
+	d := startDaemon(t, "")
+	base := func(repl ...string) string {
+		c := volConfig("/tmp")
+		for i := 0; i+1 < len(repl); i += 2 {
+			c = strings.Replace(c, repl[i], repl[i+1], 1)
+		}
+		return c
+	}
+	cases := []struct {
+		name, config, want string
+		prep               func(dir string)
+	}{
+		{"noentry", base(`"entrypoint": ["/testplugin"],`, ``), "entrypoint", nil},
+		{"missingbin", base(`"/testplugin"`, `"/nosuchbinary"`), "/nosuchbinary", nil},
+		{"foreignarch", base(`"/testplugin"`, `"/arm64bin"`), "is built for arm64", func(dir string) {
+			// An ELF header for aarch64 (e_machine 183).
+			elf := make([]byte, 64)
+			copy(elf, "\x7fELF\x02\x01\x01")
+			elf[16], elf[18] = 2, 183
+			if err := os.WriteFile(filepath.Join(dir, "rootfs", "arm64bin"), elf, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"nodevice", base(`"linux": {"capabilities": ["CAP_SYS_ADMIN"]}`, `"linux": {"capabilities": ["CAP_SYS_ADMIN"], "devices": [{"name": "d", "path": "/etc/hostname"}]}`), "/etc/hostname", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := pluginDir(t, tc.config)
+			if tc.prep != nil {
+				tc.prep(dir)
+			}
+			d.mustDocker("plugin", "create", tc.name, dir)
+			id := d.mustDocker("plugin", "inspect", "-f", "{{.Id}}", tc.name)
+			out, err := d.docker("plugin", "enable", tc.name)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Errorf("enable: err=%v out=%q, want it to name %q", err, out, tc.want)
+			}
+			if out := d.mustDocker("plugin", "inspect", "-f", "{{.Enabled}}", tc.name); out != "false" {
+				t.Errorf("enabled = %s", out)
+			}
+			if mountinfoMentions(t, id) {
+				t.Error("a mount with the plugin ID is left")
+			}
+			for _, dir := range []string{d.sockets, filepath.Join(d.root, "exec", "bundles"), filepath.Join(d.root, "exec", "runc")} {
+				if _, err := os.Stat(filepath.Join(dir, id)); err == nil {
+					t.Errorf("%s/%s left behind", dir, id)
+				}
+			}
+		})
+	}
+	// A bind mount without options is a bind (dockerd fails with "no such
+	// device").
+	d.mustDocker("plugin", "create", "bindnoopts", pluginDir(t, base(`"options": ["rbind"], `, ``)))
+	d.mustDocker("plugin", "enable", "bindnoopts")
+	d.mustDocker("plugin", "rm", "-f", "bindnoopts")
+}
