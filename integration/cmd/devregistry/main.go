@@ -1,9 +1,14 @@
-// Command devregistry serves a real distribution v3 registry (in memory,
-// no auth) on a local address, for `make demo`, the conformance scenarios
-// and manual trials. It is a development tool: it lives in the integration
-// module and is never linked into bin/pluginsd.
+// Command devregistry serves a real distribution v3 registry (filesystem
+// storage in a directory, no auth) on a local address, for `make demo`, the
+// conformance scenarios, benchmarks and manual trials. It is a development
+// tool: it lives in the integration module and is never linked into
+// bin/pluginsd.
 //
-//	devregistry [-addr 127.0.0.1:5000]
+//	devregistry [-addr 127.0.0.1:5000] [-root DIR]
+//
+// Without -root, storage is a temporary directory removed at exit.
+// (distribution's in-memory driver copies a blob on every write, which
+// makes large pushes quadratic.)
 package main
 
 import (
@@ -22,7 +27,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/sirupsen/logrus"
 )
 
@@ -35,7 +40,16 @@ func main() {
 
 func run() error {
 	addr := flag.String("addr", "127.0.0.1:5000", "`host:port` to listen on")
+	root := flag.String("root", "", "storage `dir` (default: a temporary one, removed at exit)")
 	flag.Parse()
+	if *root == "" {
+		dir, err := os.MkdirTemp("", "devregistry-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*root = dir
+	}
 	logrus.SetLevel(logrus.FatalLevel)
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
@@ -44,7 +58,7 @@ func run() error {
 	cfg := &configuration.Configuration{}
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
 	cfg.Storage = configuration.Storage{
-		"inmemory":    configuration.Parameters{},
+		"filesystem":  configuration.Parameters{"rootdirectory": *root},
 		"delete":      configuration.Parameters{"enabled": true},
 		"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
 	}
