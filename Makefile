@@ -9,7 +9,7 @@ LINT      := $(GO) tool -modfile=tools/go.mod golangci-lint
 RUNFLAGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test unit integration bench lint vet fmt fuzz conformance interop tidy
+.PHONY: help build run test unit integration bench lint vet fmt fuzz conformance interop tidy demo
 
 help:        ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,9 @@ conformance: build ## ../shared/conformance scenarios 01-07 against a fresh plug
 
 interop: build ## plugins both ways between pluginsd and the reference dockerd (../shared/conformance/ref-up.sh)
 	./scripts/interop.sh
+
+demo:        ## as root: build, then create, push, install, set, enable, use, upgrade, rm the example volume plugin with the docker CLI
+	./scripts/demo.sh
 
 tidy:        ## fail if go.mod files need tidying
 	$(GO) mod tidy -diff

@@ -1,0 +1,3 @@
+module github.com/pluginsd/pluginsd/examples/volume-plugin
+
+go 1.26.0
