@@ -252,7 +252,7 @@ func TestCLIUpgrade(t *testing.T) {
 		t.Errorf("upgrade while enabled: %v %s", err, out)
 	}
 	d.mustDocker("plugin", "disable", r1)
-	d.mustDocker("plugin", "set", r1, "DEBUG=7")
+	d.mustDocker("plugin", "set", r1, "DEBUG=7", "data.source=/var/tmp")
 	// The old privileges are refused and nothing changes.
 	old := rawGet(t, d, "/plugins/privileges?remote="+r1)
 	code, body := rawPost(t, d, "/plugins/"+r1+"/upgrade?remote="+r2, "application/json", old)
@@ -263,6 +263,11 @@ func TestCLIUpgrade(t *testing.T) {
 	out = d.mustDocker("plugin", "inspect", "-f", "{{.Id}} {{.PluginReference}} {{.Config.Description}} {{json .Settings.Env}} {{json .Config.Linux.Capabilities}}", r1)
 	if want := id + " " + r2 + ` test volume plugin v2 ["MODE=volume","DEBUG=7"] ["CAP_SYS_ADMIN","CAP_NET_ADMIN"]`; out != want {
 		t.Errorf("after upgrade:\n got %s\nwant %s", out, want)
+	}
+	// The mount source the user set survives the new config (the runtime
+	// reads mounts from the config; dockerd loses it).
+	if out := d.mustDocker("plugin", "inspect", "-f", "{{range .Config.Mounts}}{{.Source}}{{end}} {{range .Settings.Mounts}}{{.Source}}{{end}}", r1); out != "/var/tmp /var/tmp" {
+		t.Errorf("mount source after upgrade: %s", out)
 	}
 	// Only one rootfs is left in the plugin's directory.
 	entries, _ := os.ReadDir(filepath.Join(d.root, "data", "plugins", id))

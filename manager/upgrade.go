@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -81,6 +82,7 @@ func (m *Manager) Upgrade(ctx context.Context, req UpgradeRequest, progress Prog
 		return err
 	}
 	next := p.Clone()
+	keepSettings(&cfg, next.Plugin.Settings)
 	next.Plugin.Config = cfg
 	next.Plugin.PluginReference = req.Ref.String()
 	next.DockerVersion = dockerVersion
@@ -96,4 +98,26 @@ func (m *Manager) Upgrade(ctx context.Context, req UpgradeRequest, progress Prog
 	m.ps.DiscardRootfs(old)
 	m.kickGC()
 	return nil
+}
+
+// keepSettings carries the user's mount sources and device paths (set
+// through `docker plugin set`) into the new config, where the new config
+// still has a settable entry of that name: the runtime reads mounts from
+// the config, so without this an upgrade would silently undo them (dockerd
+// does). Env and args live in Settings and are kept as they are.
+func keepSettings(cfg *plugin.Config, s plugin.Settings) {
+	for _, sm := range s.Mounts {
+		for i, m := range cfg.Mounts {
+			if m.Name == sm.Name && sm.Source != nil && m.Source != nil && slices.Contains(m.Settable, "source") {
+				cfg.Mounts[i].Source = new(*sm.Source)
+			}
+		}
+	}
+	for _, sd := range s.Devices {
+		for i, d := range cfg.Linux.Devices {
+			if d.Name == sd.Name && sd.Path != nil && d.Path != nil && slices.Contains(d.Settable, "path") {
+				cfg.Linux.Devices[i].Path = new(*sd.Path)
+			}
+		}
+	}
 }
