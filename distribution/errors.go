@@ -58,8 +58,11 @@ func classify(err error) error {
 		return withClass(errdefs.ErrNotFound, err)
 	case errors.Is(err, errdef.ErrSizeExceedsLimit):
 		return withClass(errdefs.ErrResourceExhausted, err)
-	case errors.Is(err, auth.ErrBasicCredentialNotFound),
-		strings.Contains(err.Error(), "missing username or password"):
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		// The registry asked for basic auth and the client sent no
+		// credentials: say it as a registry would, not as the library does.
+		return errdefs.ErrUnauthenticated.WithMessage("authentication required: no credentials for this registry (X-Registry-Auth); log in first")
+	case strings.Contains(err.Error(), "missing username or password"):
 		return withClass(errdefs.ErrUnauthenticated, err)
 	case strings.Contains(err.Error(), "mismatch Content-Length"),
 		strings.Contains(err.Error(), "digest mismatch in Docker-Content-Digest"):

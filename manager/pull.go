@@ -258,8 +258,14 @@ func (m *Manager) downloadAndApply(ctx context.Context, t distribution.Target, l
 	counted := &countingReader{r: rc, total: l.Size, report: func(cur, tot int64) {
 		progress.send(Progress{ID: id, Status: "Downloading", Detail: true, Current: cur, Total: tot})
 	}}
+	defer func() { m.pulled.Add(counted.n) }() // what crossed the network, even if the pull then failed
 	tee := io.TeeReader(counted, w)
 	if err := applyLayer(ctx, tee, gz, dir); err != nil {
+		// A transfer that broke mid-layer shows up as a truncated tar; say
+		// what really happened.
+		if counted.err != nil {
+			return fmt.Errorf("downloading layer %s: %w", l.Digest, counted.err)
+		}
 		return err
 	}
 	// The tar may end before the blob does (padding, gzip trailer): read the
@@ -296,11 +302,15 @@ type countingReader struct {
 	total  int64
 	last   time.Time
 	report func(cur, total int64)
+	err    error // the first error of r other than io.EOF
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
 	if now := time.Now(); now.Sub(c.last) >= 100*time.Millisecond || (err == io.EOF && n == 0) {
 		c.last = now
 		c.report(c.n, c.total)
