@@ -719,7 +719,7 @@ func ftFaults() []ftFault {
 			l := f.layer2
 			l.MediaType = "application/vnd.example.unknown.layer"
 			return ftRule{name: "unknownlayer", path: ftManifestPath, act: ftServe(schema2.MediaTypeManifest, ftManifest(t, f.config2, l))}
-		}, inStream: true, msg: "application/vnd.example.unknown.layer"},
+		}, status: http.StatusBadRequest, msg: "application/vnd.example.unknown.layer"},
 		{name: "LayerLongChunked", rule: layer("longchunked", ftRewriteChunked(func(b []byte) []byte { return append(slices.Clone(b), make([]byte, 4096)...) })), inStream: true, msg: "more than the expected"},
 		{name: "ConfigWrongBytes", rule: func(f *ftFixture, _ testing.TB) ftRule {
 			return ftRule{name: "configbytes", path: f.blobPath(f.config2), act: ftRewrite(false, func(b []byte) []byte {

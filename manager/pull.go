@@ -92,8 +92,8 @@ func (m *Manager) Pull(ctx context.Context, req PullRequest, progress ProgressFu
 	if err != nil {
 		return err
 	}
-	if !PrivilegesEqual(ComputePrivileges(cfg), req.Privileges) {
-		return invalidf("incorrect privileges")
+	if err := checkPullable(cfg, res, req.Privileges); err != nil {
+		return err
 	}
 
 	staged, err := m.ps.Stage()
@@ -138,6 +138,21 @@ func (m *Manager) Pull(ctx context.Context, req PullRequest, progress ProgressFu
 		return err
 	}
 	done = true
+	return nil
+}
+
+// checkPullable refuses, before anything is downloaded or any progress is
+// sent, a remote whose privileges the user did not accept (every entry
+// compared) or whose layers pluginsd cannot apply.
+func checkPullable(cfg plugin.Config, res *distribution.Resolved, accepted plugin.Privileges) error {
+	if !PrivilegesEqual(ComputePrivileges(cfg), accepted) {
+		return invalidf("incorrect privileges")
+	}
+	for _, l := range res.Layers {
+		if _, err := layerCompression(l.MediaType); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

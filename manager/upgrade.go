@@ -56,8 +56,8 @@ func (m *Manager) Upgrade(ctx context.Context, req UpgradeRequest, progress Prog
 	if err != nil {
 		return err
 	}
-	if !PrivilegesEqual(ComputePrivileges(cfg), req.Privileges) {
-		return invalidf("incorrect privileges")
+	if err := checkPullable(cfg, res, req.Privileges); err != nil {
+		return err
 	}
 
 	m.gcMu.RLock()
