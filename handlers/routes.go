@@ -45,14 +45,27 @@ type Info struct {
 
 // API holds the handlers' dependencies.
 type API struct {
-	b     Backend
-	info  Info
-	cache encodeCache
+	b      Backend
+	info   Info
+	cache  encodeCache
+	events EventSource   // nil: GET /events answers 501
+	system SystemBackend // nil: GET /info has no ID and no data root
 }
 
-// New returns the handlers for b.
-func New(b Backend, info Info) *API {
-	return &API{b: b, info: info}
+// Option sets an optional dependency of the handlers.
+type Option func(*API)
+
+// New returns the handlers for b. A b that is also a SystemBackend (the
+// manager is) serves as one unless WithSystem says otherwise.
+func New(b Backend, info Info, opts ...Option) *API {
+	a := &API{b: b, info: info}
+	if s, ok := b.(SystemBackend); ok {
+		a.system = s
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // Register adds every route to e, each wrapped in mw (the engine headers and
@@ -70,18 +83,12 @@ func (a *API) Register(e *echo.Echo, mw ...echo.MiddlewareFunc) {
 		}
 		return h
 	}
-	e.GET("/_ping", wrap(a.ping))
-	e.HEAD("/_ping", wrap(a.ping))
-	e.GET("/version", wrap(a.version))
-	e.GET("/plugins", wrap(a.list))
-	routes := map[string]func(rest string) echo.HandlerFunc{
-		http.MethodGet:    a.getRoute,
-		http.MethodPost:   a.postRoute,
-		http.MethodDelete: a.deleteRoute,
+	for _, r := range a.fixedRoutes() {
+		e.Add(r.method, r.path, wrap(r.h))
 	}
-	for method, route := range routes {
+	for method, route := range a.pluginRoutes() {
 		e.Add(method, "/plugins/*", func(c echo.Context) error {
-			h := route(c.Param("*"))
+			_, h := route(c.Param("*"))
 			if h == nil {
 				return echo.ErrNotFound
 			}
@@ -90,20 +97,69 @@ func (a *API) Register(e *echo.Echo, mw ...echo.MiddlewareFunc) {
 	}
 }
 
+// fixedRoute is a route whose path has no parameter.
+type fixedRoute struct {
+	method, path string
+	op           string // see Operation
+	h            echo.HandlerFunc
+}
+
+func (a *API) fixedRoutes() []fixedRoute {
+	return []fixedRoute{
+		{http.MethodGet, "/_ping", "ping", a.ping},
+		{http.MethodHead, "/_ping", "ping", a.ping},
+		{http.MethodGet, "/version", "version", a.version},
+		{http.MethodGet, "/info", "info", a.systemInfo},
+		{http.MethodGet, "/events", "events", a.eventStream},
+		{http.MethodGet, "/plugins", "list", a.list},
+	}
+}
+
+// pluginRoutes dispatch /plugins/{rest} by method: each returns the
+// operation and its handler, or nil for no route.
+func (a *API) pluginRoutes() map[string]func(rest string) (string, echo.HandlerFunc) {
+	return map[string]func(rest string) (string, echo.HandlerFunc){
+		http.MethodGet:    a.getRoute,
+		http.MethodPost:   a.postRoute,
+		http.MethodDelete: a.deleteRoute,
+	}
+}
+
+// Operation names the operation a request is for, as the routes choose
+// it: "ping", "version", "info", "events", "list", "inspect", "privileges",
+// "remove", "enable", "disable", "push", "upgrade", "set", "pull" or
+// "create"; "" when no route matches. path is without its /vX.Y prefix.
+// The names are few and fixed, so metrics can label requests with them.
+func Operation(method, path string) string {
+	a := &API{} // only to reach the route tables: no handler is called
+	for _, r := range a.fixedRoutes() {
+		if r.method == method && r.path == path {
+			return r.op
+		}
+	}
+	rest, ok := strings.CutPrefix(path, "/plugins/")
+	route := a.pluginRoutes()[method]
+	if !ok || route == nil {
+		return ""
+	}
+	op, _ := route(rest)
+	return op
+}
+
 // getRoute: GET /plugins/{name}/json, then GET /plugins/privileges.
-func (a *API) getRoute(rest string) echo.HandlerFunc {
+func (a *API) getRoute(rest string) (string, echo.HandlerFunc) {
 	if name, ok := strings.CutSuffix(rest, "/json"); ok && name != "" {
-		return a.withName(name, a.inspect)
+		return "inspect", a.withName(name, a.inspect)
 	}
 	if rest == "privileges" {
-		return a.privileges
+		return "privileges", a.privileges
 	}
-	return nil
+	return "", nil
 }
 
 // postRoute follows dockerd's order: enable, disable, pull, push, upgrade,
 // set, create.
-func (a *API) postRoute(rest string) echo.HandlerFunc {
+func (a *API) postRoute(rest string) (string, echo.HandlerFunc) {
 	for _, r := range []struct {
 		suffix string
 		h      func(echo.Context, string) error
@@ -115,24 +171,24 @@ func (a *API) postRoute(rest string) echo.HandlerFunc {
 		{"/set", a.set},
 	} {
 		if name, ok := strings.CutSuffix(rest, r.suffix); ok && name != "" {
-			return a.withName(name, r.h)
+			return r.suffix[1:], a.withName(name, r.h)
 		}
 	}
 	switch rest {
 	case "pull":
-		return a.pull
+		return "pull", a.pull
 	case "create":
-		return a.create
+		return "create", a.create
 	}
-	return nil
+	return "", nil
 }
 
 // deleteRoute: DELETE /plugins/{name}.
-func (a *API) deleteRoute(rest string) echo.HandlerFunc {
+func (a *API) deleteRoute(rest string) (string, echo.HandlerFunc) {
 	if rest == "" {
-		return nil
+		return "", nil
 	}
-	return a.withName(rest, a.remove)
+	return "remove", a.withName(rest, a.remove)
 }
 
 func (a *API) withName(name string, h func(echo.Context, string) error) echo.HandlerFunc {

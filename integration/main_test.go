@@ -84,6 +84,8 @@ type daemon struct {
 	stopped bool
 	// liveRestore is passed to the manager (tests of restarts set it).
 	liveRestore bool
+	// events is the bus the manager publishes to and GET /events reads.
+	events *manager.EventBus
 }
 
 // startDaemon starts pluginsd on root (a fresh temp dir when empty) and
@@ -132,17 +134,18 @@ func startDaemonWith(t testing.TB, root string, liveRestore bool) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := manager.New(manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, Registry: reg, LiveRestore: d.liveRestore})
+	d.events = manager.NewEventBus(manager.EventBusConfig{})
+	mgr, err := manager.New(manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, Registry: reg, LiveRestore: d.liveRestore, Events: d.events})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.mgr = mgr
-	d.srv = server.New(server.Config{Info: handlers.Info{Version: "test"}}, mgr)
-	ul, err := server.Listen(t.Context(), "unix://"+d.sock, "")
+	d.srv = server.New(server.Config{Info: handlers.Info{Version: "test"}, Events: d.events}, mgr)
+	ul, err := server.Listen(t.Context(), "unix://"+d.sock, server.ListenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := server.Listen(t.Context(), "tcp://127.0.0.1:0", "")
+	tl, err := server.Listen(t.Context(), "tcp://127.0.0.1:0", server.ListenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +169,7 @@ func (d *daemon) stop() {
 	d.stopped = true
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	d.events.Close() // event streams would hold Shutdown up
 	if err := d.srv.Shutdown(ctx); err != nil {
 		d.t.Errorf("shutdown: %v", err)
 	}

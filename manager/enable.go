@@ -171,6 +171,7 @@ func (m *Manager) stopPlugin(ctx context.Context, id string) error {
 		run.stop()
 		<-run.done
 	}
+	m.withdrawn(id)
 	if m.rt == nil {
 		return nil
 	}
@@ -205,6 +206,7 @@ func (m *Manager) supervise(id string, task *runtime.Task) {
 	m.runMu.Lock()
 	m.running[id] = run
 	m.runMu.Unlock()
+	m.published(id, task)
 	m.wg.Go(func() {
 		defer close(run.done)
 		m.superviseLoop(id, run)
@@ -215,6 +217,9 @@ func (m *Manager) superviseLoop(id string, run *running) {
 	log := logrus.WithField("plugin", id)
 	backoff := restartBackoffMin
 	started := time.Now()
+	// died holds the last death's event attributes until the plugin is up
+	// again: that start is a restart, even after failed attempts.
+	var died map[string]string
 	for {
 		run.mu.Lock()
 		task := run.task
@@ -229,7 +234,9 @@ func (m *Manager) superviseLoop(id string, run *running) {
 			if code, ok := task.ExitStatus(); ok {
 				attrs["exitCode"] = strconv.Itoa(code)
 			}
+			died = attrs
 			log.WithField("exitCode", attrs["exitCode"]).Error("plugin exited while enabled; restarting")
+			m.withdrawn(id)
 			m.events.Publish(Event{Action: "die", ID: id, Name: m.nameOf(id), Attributes: attrs, Time: time.Now()})
 			if time.Since(started) >= restartBackoffReset {
 				backoff = restartBackoffMin
@@ -243,7 +250,6 @@ func (m *Manager) superviseLoop(id string, run *running) {
 			return
 		case <-time.After(backoff):
 		}
-		restarted := task != nil
 		task, err := m.restart(id, run)
 		if err != nil {
 			log.WithError(err).Error("restarting plugin")
@@ -257,9 +263,11 @@ func (m *Manager) superviseLoop(id string, run *running) {
 		run.mu.Lock()
 		run.task = task
 		run.mu.Unlock()
-		if restarted {
+		m.published(id, task)
+		if died != nil {
 			m.restarts.Add(1)
-			m.events.Publish(Event{Action: "restart", ID: id, Name: m.nameOf(id), Time: time.Now()})
+			m.events.Publish(Event{Action: "restart", ID: id, Name: m.nameOf(id), Attributes: died, Time: time.Now()})
+			died = nil
 			log.Info("plugin restarted")
 		} else {
 			log.Info("plugin started")

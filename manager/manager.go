@@ -54,6 +54,9 @@ type Config struct {
 	// Protected, if set, may refuse to disable or force-remove a plugin
 	// (one in the authorization chain) with a Conflict error.
 	Protected func(*Plugin) error
+	// Discovery, if set, is told when enabled plugins start and stop
+	// serving (legacy discovery; see discovery.go).
+	Discovery Discovery
 }
 
 // Manager owns the plugin store and blob store.
@@ -73,6 +76,10 @@ type Manager struct {
 	runMu    sync.Mutex          // guards running
 	running  map[string]*running // supervision of enabled plugins, by ID
 	restarts atomic.Int64        // crash restarts, for metrics
+	pulled   atomic.Int64        // layer bytes downloaded, for metrics
+	pushed   atomic.Int64        // blob bytes uploaded, for metrics
+	idOnce   sync.Once           // makes engineID, on first use
+	engineID string              // see EngineID
 
 	ctx       context.Context // ends at Close
 	cancel    context.CancelFunc

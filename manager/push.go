@@ -93,7 +93,9 @@ func (m *Manager) pushBlob(ctx context.Context, t distribution.Target, desc ocis
 		r := &countingReader{r: f, total: size, report: func(cur, tot int64) {
 			progress.send(Progress{ID: id, Status: "Uploading", Detail: true, Current: cur, Total: tot})
 		}}
-		if err := m.reg.PushBlob(ctx, t, desc, r); err != nil {
+		err = m.reg.PushBlob(ctx, t, desc, r)
+		m.pushed.Add(r.n) // what was read for the upload, even if it then failed
+		if err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,25 +16,37 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
+// ListenOptions configure Listen.
+type ListenOptions struct {
+	// Group is given access to unix sockets, if it exists (--group).
+	Group string
+	// TLS, when set, serves tcp hosts over TLS (see TLSOptions.Config).
+	// Unix sockets stay plain: their file mode is their access control.
+	TLS *tls.Config
+	// InsecureTCP allows plain TCP on an address that is not loopback
+	// (--insecure-tcp).
+	InsecureTCP bool
+}
+
 // Listen opens one listener per --host value: unix://PATH or
 // tcp://HOST:PORT. A unix socket's directory is created; a stale socket
 // file left by a killed server is replaced, but a live one is not (a second
 // server on the same socket is an error). Sockets get mode 0660 and, when
-// group names an existing group, that group (like dockerd's --group).
-func Listen(ctx context.Context, host, group string) (net.Listener, error) {
+// o.Group names an existing group, that group (like dockerd's --group).
+//
+// Plain TCP is refused on any address that is not loopback unless
+// o.InsecureTCP is set: the API starts plugins with any privilege, so
+// whoever reaches it is root on this host.
+func Listen(ctx context.Context, host string, o ListenOptions) (net.Listener, error) {
 	proto, addr, ok := strings.Cut(host, "://")
 	if !ok {
 		return nil, fmt.Errorf("invalid host %q: want unix://PATH or tcp://HOST:PORT", host)
 	}
 	switch proto {
 	case "unix":
-		return listenUnix(ctx, addr, group)
+		return listenUnix(ctx, addr, o.Group)
 	case "tcp":
-		if addr == "" {
-			return nil, fmt.Errorf("invalid host %q: no address", host)
-		}
-		var lc net.ListenConfig
-		return lc.Listen(ctx, "tcp", addr)
+		return listenTCP(ctx, host, addr, o)
 	default:
 		return nil, fmt.Errorf("invalid host %q: unsupported protocol %q", host, proto)
 	}

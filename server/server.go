@@ -18,11 +18,22 @@ import (
 
 	"github.com/pluginsd/pluginsd/compat"
 	"github.com/pluginsd/pluginsd/handlers"
+	"github.com/pluginsd/pluginsd/server/upstream"
 )
 
 // Config configures the HTTP front.
 type Config struct {
 	Info handlers.Info
+	// Events, when set, serves GET /events (otherwise it answers 501).
+	Events handlers.EventSource
+	// Metrics, when set, observes every request.
+	Metrics RequestObserver
+	// Authorization, when set, is the AuthZ plugin chain (server/authz).
+	// See routeMiddleware for where it runs.
+	Authorization echo.MiddlewareFunc
+	// Upstream, when set, is the engine pluginsd fronts: what pluginsd does
+	// not serve is proxied to it (see upstream.go).
+	Upstream *upstream.Proxy
 }
 
 // Server serves the API on any number of listeners.
@@ -40,9 +51,15 @@ func New(cfg Config, b handlers.Backend) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler
+	if cfg.Metrics != nil {
+		e.Pre(observeRequests(cfg.Metrics))
+	}
 	e.Pre(cleanPath, versionPrefix)
-	api := handlers.New(b, cfg.Info)
-	api.Register(e, engineHeaders(cfg.Info))
+	api := handlers.New(b, cfg.Info, apiOptions(cfg)...)
+	api.Register(e, routeMiddleware(cfg)...)
+	if cfg.Upstream != nil {
+		e.Pre(upstreamDispatch(cfg, b))
+	}
 	s := &Server{e: e}
 	s.http = &http.Server{
 		Handler:           e,
@@ -141,4 +158,19 @@ func engineHeaders(info handlers.Info) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// routeMiddleware is what wraps every routed request, outermost first. The
+// authorization chain runs outside the version check and the engine
+// headers, as in dockerd: every routed request is authorized, including
+// one with an unsupported API version (the plugins see the 400 in
+// AuthZRes), and a deny carries none of the engine headers. Requests that
+// match no route (404 page not found), redirects of unclean paths and
+// OPTIONS never reach a handler and are not authorized, as in dockerd.
+func routeMiddleware(cfg Config) []echo.MiddlewareFunc {
+	var mw []echo.MiddlewareFunc
+	if cfg.Authorization != nil {
+		mw = append(mw, cfg.Authorization)
+	}
+	return append(mw, engineHeaders(cfg.Info))
 }

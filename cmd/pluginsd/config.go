@@ -29,9 +29,14 @@ type options struct {
 	TLSCACert            string   `json:"tlscacert"`
 	TLSCert              string   `json:"tlscert"`
 	TLSKey               string   `json:"tlskey"`
+	InsecureTCP          bool     `json:"insecure-tcp"`
 	LiveRestore          bool     `json:"live-restore"`
 	CertsDir             string   `json:"certs-dir"`
 	Runc                 string   `json:"runc"`
+	MetricsAddr          string   `json:"metrics-addr"`
+	Upstream             string   `json:"upstream"`
+	LegacyDiscovery      bool     `json:"legacy-discovery"`
+	LegacyPluginDir      string   `json:"legacy-plugin-dir"`
 }
 
 const defaultConfigFile = "/etc/pluginsd/pluginsd.json"
@@ -45,6 +50,8 @@ func defaults() options {
 		LogLevel:       "info",
 		LiveRestore:    true,
 		Runc:           "runc",
+		// Where engines without managed plugins look for plugin sockets.
+		LegacyPluginDir: "/run/docker/plugins",
 	}
 }
 
@@ -66,7 +73,11 @@ var flagKeys = map[string]string{
 	"plugin-exec-root": "plugin-exec-root", "G": "group", "group": "group", "log-level": "log-level", "l": "log-level",
 	"insecure-registry": "insecure-registries", "authorization-plugin": "authorization-plugins",
 	"tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey",
+	"insecure-tcp": "insecure-tcp",
 	"live-restore": "live-restore", "runc": "runc", "certs-dir": "certs-dir",
+	"metrics-addr": "metrics-addr",
+	// Fronting an engine (server/upstream, manager/legacy).
+	"upstream": "upstream", "legacy-discovery": "legacy-discovery", "legacy-plugin-dir": "legacy-plugin-dir",
 }
 
 // parseOptions reads flags and the config file. As in dockerd, a setting
@@ -91,9 +102,14 @@ func parseOptions(args []string) (options, bool, error) {
 	fs.StringVar(&o.TLSCACert, "tlscacert", "", "`file`: CA of trusted client certificates")
 	fs.StringVar(&o.TLSCert, "tlscert", "", "`file`: server certificate")
 	fs.StringVar(&o.TLSKey, "tlskey", "", "`file`: server key")
+	fs.BoolVar(&o.InsecureTCP, "insecure-tcp", false, "allow plain TCP (no TLS) on addresses other than loopback: whoever reaches it is root on this host")
 	fs.BoolVar(&o.LiveRestore, "live-restore", o.LiveRestore, "keep plugins running while pluginsd restarts (false: stop them at shutdown and re-enable them at start, like dockerd)")
 	fs.StringVar(&o.CertsDir, "certs-dir", "/etc/docker/certs.d", "`dir` of per-registry TLS files: <dir>/<host[:port]>/{ca.crt,client.cert,client.key}")
 	fs.StringVar(&o.Runc, "runc", o.Runc, "`path` of the runc binary that runs plugins")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "`host:port` to serve Prometheus metrics on (/metrics); empty: off")
+	fs.StringVar(&o.Upstream, "upstream", "", "`address` of an Engine API to front: unix:///PATH or tcp://HOST:PORT; what pluginsd does not serve is proxied to it")
+	fs.BoolVar(&o.LegacyDiscovery, "legacy-discovery", false, "publish each enabled plugin's socket as <legacy-plugin-dir>/<name>.sock, where engines without managed plugins look")
+	fs.StringVar(&o.LegacyPluginDir, "legacy-plugin-dir", o.LegacyPluginDir, "`dir` of --legacy-discovery's links")
 	configFile := fs.String("config-file", defaultConfigFile, "`file`: JSON settings with the flags' names as keys")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {

@@ -63,16 +63,18 @@ func run(args []string) error {
 	}
 	logrus.SetLevel(lvl)
 	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
-	if len(o.AuthorizationPlugins) > 0 {
-		// Refuse rather than run without the authorization the operator asked for.
-		return errors.New("--authorization-plugin: authorization plugins are not supported by this build")
-	}
-	if o.TLS || o.TLSVerify || o.TLSCert != "" || o.TLSKey != "" || o.TLSCACert != "" {
-		return errors.New("--tls/--tlsverify: TLS is not supported by this build")
+	tc, err := tlsConfig(o)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	ms, err := listenMetrics(ctx, o.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	defer ms.close(context.Background())
 
 	rt, err := newRuntime(o)
 	if err != nil {
@@ -86,21 +88,35 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	mcfg := manager.Config{DataRoot: o.DataRoot, Version: version, LiveRestore: o.LiveRestore, Registry: reg}
+	events := manager.NewEventBus(manager.EventBusConfig{})
+	mcfg := manager.Config{DataRoot: o.DataRoot, Version: version, LiveRestore: o.LiveRestore, Registry: reg, Events: events}
 	if rt != nil {
 		mcfg.Runtime = rt
+	}
+	mcfg.Protected = protectAuthz(o)
+	if mcfg.Discovery, err = legacyDiscovery(o); err != nil {
+		return err
+	}
+	up, err := newUpstream(o)
+	if err != nil {
+		return err
 	}
 	mgr, err := manager.New(mcfg)
 	if err != nil {
 		return err
 	}
+	authzMW, err := authorization(ctx, o, mgr)
+	if err != nil {
+		_ = mgr.Close(context.Background())
+		return err
+	}
 	srv := server.New(server.Config{Info: handlers.Info{
 		Version: version, GitCommit: gitCommit, BuildTime: buildTime, KernelVersion: kernelVersion(),
-	}}, mgr)
+	}, Events: events, Metrics: ms.start(mgr), Authorization: authzMW, Upstream: up}, mgr)
 
 	var listeners []net.Listener
 	for _, h := range o.Hosts {
-		l, err := server.Listen(ctx, h, o.Group)
+		l, err := server.Listen(ctx, h, server.ListenOptions{Group: o.Group, TLS: tc, InsecureTCP: o.InsecureTCP})
 		if err != nil {
 			for _, l := range listeners {
 				l.Close()
@@ -130,6 +146,7 @@ func run(args []string) error {
 	// flight finish), then stop the manager.
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	events.Close() // ends event streams, which would hold Shutdown up
 	if err := srv.Shutdown(sctx); err != nil {
 		logrus.WithError(err).Warn("HTTP shutdown")
 	}

@@ -7,6 +7,9 @@
 //	crash             writes a line to stderr and exits with status 3
 //	report            like volume, and /Report returns what the plugin sees:
 //	                  uid, capabilities, mounts, env, args
+//	authz             like volume, and an authorization plugin: denies by
+//	                  $DENY_URI, $DENY_BODY, $DENY_RES_URI; /Calls lists the
+//	                  AuthZReq/AuthZRes calls it got (see authz.go)
 //
 // It listens on /run/docker/plugins/$SOCKET (default tp.sock), the path
 // managed plugins use inside their container.
@@ -65,6 +68,9 @@ func main() {
 	volumes(mux, getenv("ROOT", "/data"))
 	if mode == "report" {
 		mux.HandleFunc("/Report", report)
+	}
+	if mode == "authz" {
+		authz(mux) // authz.go
 	}
 	log.Printf("testplugin: %s mode listening on %s", mode, sock)
 	log.Fatal(http.Serve(l, mux))
