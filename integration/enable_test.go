@@ -172,9 +172,9 @@ func TestCrashRestart(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if p := pluginPidOrZero(d, id); p != 0 && p != pid {
-			var caps struct{ Capabilities struct{ Scope string } }
-			pluginCall(t, sock, "VolumeDriver.Capabilities", &caps)
+		// A new process that answers on the socket: the pid alone appears
+		// before the plugin listens.
+		if p := pluginPidOrZero(d, id); p != 0 && p != pid && socketAnswers(sock) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -185,6 +185,17 @@ func TestCrashRestart(t *testing.T) {
 	if out := d.mustDocker("plugin", "inspect", "-f", "{{.Enabled}}", "cr"); out != "true" {
 		t.Errorf("enabled = %s after restart", out)
 	}
+}
+
+// socketAnswers reports whether a plugin answers on sock.
+func socketAnswers(sock string) bool {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://plugin/VolumeDriver.Capabilities", strings.NewReader("{}"))
+	resp, err := pluginClient(sock).Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // pluginPid reads the plugin's init pid from runc's state.
