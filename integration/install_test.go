@@ -67,7 +67,7 @@ func TestCLIPushInstall(t *testing.T) {
 		t.Errorf("installed: %s", out)
 	}
 	// By digest (dockerd crashes: public case B01).
-	out = d.mustDocker("plugin", "install", "--grant-all-permissions", "--disable", "--alias", "bydigest", reg.Ref("team/vol@"+m[1]))
+	d.mustDocker("plugin", "install", "--grant-all-permissions", "--disable", "--alias", "bydigest", reg.Ref("team/vol@"+m[1]))
 	if out := d.mustDocker("plugin", "inspect", "-f", "{{.Name}} {{.PluginReference}}", "bydigest"); out != "bydigest:latest "+reg.Ref("team/vol@"+m[1]) {
 		t.Errorf("by digest: %s", out)
 	}

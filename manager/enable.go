@@ -282,7 +282,7 @@ func (m *Manager) restart(id string, run *running) (*runtime.Task, error) {
 	// for this supervisor) asks us to stop: never wait on the lock past it.
 	unlock, err := m.locks.lock(run.ctx, id)
 	if err != nil {
-		return nil, nil //nolint:nilerr // stopped by disable: not a failure
+		return nil, nil // stopped by disable: not a failure
 	}
 	defer unlock()
 	if run.ctx.Err() != nil {

@@ -32,6 +32,7 @@ func wireEvent(action, id, name string, at time.Time) string {
 // eventsServer is a server with an event bus holding a create, an enable
 // and a remove at evAt(1..3).
 func eventsServer(t *testing.T) (*manager.EventBus, http.Handler) {
+	t.Helper()
 	bus := manager.NewEventBus(manager.EventBusConfig{})
 	bus.Publish(manager.Event{Action: "create", ID: evID, Name: "vol:latest", Time: evAt(1)})
 	bus.Publish(manager.Event{Action: "enable", ID: evID, Name: "vol", Time: evAt(2)})
@@ -148,7 +149,7 @@ func streamEvents(t *testing.T, h http.Handler, target string) (lines <-chan str
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := srv.Client().Do(req) //nolint:bodyclose // closed by the cleanup below; headers come at once, before any event
+	resp, err := srv.Client().Do(req) // closed by the cleanup below; headers come at once, before any event
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -57,7 +58,8 @@ func main() {
 	}
 	sock := filepath.Join(dir, getenv("SOCKET", "tp.sock"))
 	_ = os.Remove(sock)
-	l, err := net.Listen("unix", sock)
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "unix", sock)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -73,16 +75,17 @@ func main() {
 		authz(mux) // authz.go
 	}
 	log.Printf("testplugin: %s mode listening on %s", mode, sock)
-	log.Fatal(http.Serve(l, mux))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: time.Minute}
+	log.Fatal(srv.Serve(l))
 }
 
 // report describes the plugin's view of its container.
 func report(w http.ResponseWriter, r *http.Request) {
 	status, _ := os.ReadFile("/proc/self/status")
 	var caps string
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "CapEff:") {
-			caps = strings.TrimSpace(strings.TrimPrefix(line, "CapEff:"))
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps = strings.TrimSpace(v)
 		}
 	}
 	mounts, _ := os.ReadFile("/proc/self/mounts")

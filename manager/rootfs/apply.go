@@ -19,7 +19,7 @@ func apply(ctx context.Context, r io.Reader, dir string) error {
 	if err != nil {
 		return err
 	}
-	defer x.close()
+	defer func() { _ = x.close() }()
 	for {
 		hdr, err := in.next()
 		if err != nil {

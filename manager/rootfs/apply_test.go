@@ -141,12 +141,14 @@ func TestApplyHostile(t *testing.T) {
 		tarCase("symlink then write through it", "s/keep", symlink("s", "../sentinel"), file("s/keep", "x")),
 		tarCase("symlink then whiteout through it", "s/.wh.keep", symlink("s", "../sentinel"), file("s/.wh.keep", "")),
 		{name: "absolute symlink then whiteout through it", want: "s/.wh.keep", input: func(t *testing.T, s sandbox) []byte {
+			t.Helper()
 			return makeTar(t, symlink("s", s.sentinel), file("s/.wh.keep", ""))
 		}},
 		tarCase("hardlink outside", `".."`, hardlink("h", "../sentinel/keep")),
 		tarCase("hardlink missing", "nope", hardlink("h", "nope")),
 		tarCase("root is a file", "must be a directory", file(".", "")),
 		{name: "truncated", want: "invalid tar", input: func(t *testing.T, _ sandbox) []byte {
+			t.Helper()
 			return makeTar(t, file("x", strings.Repeat("x", 2000)))[:1000]
 		}},
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -37,7 +38,6 @@ func symlink(name, target string) ent         { return ent{name: name, typ: tar.
 func hardlink(name, target string) ent        { return ent{name: name, typ: tar.TypeLink, link: target} }
 func withMode(e ent, mode int64) ent          { e.mode = mode; return e }
 func withOwner(e ent, uid, gid int) ent       { e.uid, e.gid = uid, gid; return e }
-func withMtime(e ent, t time.Time) ent        { e.mtime = t; return e }
 func configEnt(body string) ent               { return file("config.json", body) }
 func withPAX(e ent, k, v string) ent          { e.pax = map[string]string{k: v}; return e }
 func device(name string, typ byte) ent        { return ent{name: name, typ: typ} }
@@ -151,6 +151,7 @@ func newSandbox(t testing.TB) sandbox {
 // forceRemoveAll removes a tree even when extraction left read-only
 // directories in it and the test does not run as root.
 func forceRemoveAll(t testing.TB, p string) {
+	t.Helper()
 	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			_ = os.Chmod(q, 0o700)
@@ -221,7 +222,7 @@ func parseLayer(b []byte) ([]layerEntry, error) {
 	var out []layerEntry
 	for {
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {

@@ -30,7 +30,7 @@ func split(ctx context.Context, r io.Reader, dir string, layer io.Writer) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	defer x.close()
+	defer func() { _ = x.close() }()
 	lw := &layerWriter{w: layer}
 	s := &splitter{in: in, x: x, lw: lw, tw: tar.NewWriter(lw)}
 	return s.run()

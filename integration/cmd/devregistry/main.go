@@ -47,7 +47,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }()
 		*root = dir
 	}
 	logrus.SetLevel(logrus.FatalLevel)
