@@ -748,7 +748,9 @@ func podmanEngine(t *testing.T, volumePlugins map[string]string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := "[engine.volume_plugins]\n"
+	// File locks live under --tmpdir; the default (shm) is one segment,
+	// /dev/shm/libpod_lock, shared by every Podman on the host.
+	conf := "[engine]\nlock_type = \"file\"\n\n[engine.volume_plugins]\n"
 	for name, sock := range volumePlugins {
 		conf += fmt.Sprintf("%q = %q\n", name, sock)
 	}
@@ -767,6 +769,10 @@ func podmanEngine(t *testing.T, volumePlugins map[string]string) string {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	// Podman's image code keeps a blob cache in /var/lib/containers/cache
+	// whatever --root says: removed if this test made it.
+	_, statErr := os.Stat("/var/lib/containers")
+	madeVarLib := os.IsNotExist(statErr)
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
@@ -776,9 +782,14 @@ func podmanEngine(t *testing.T, volumePlugins map[string]string) string {
 			<-done
 		}
 		// Containers the test left would keep the storage busy.
-		_ = exec.Command(bin, "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "runroot"),
-			"--tmpdir", filepath.Join(dir, "tmp"), "rm", "-af").Run()
+		rm := exec.Command(bin, "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "runroot"),
+			"--tmpdir", filepath.Join(dir, "tmp"), "rm", "-af")
+		rm.Env = cmd.Env
+		_ = rm.Run()
 		_ = exec.Command("umount", "-R", filepath.Join(dir, "root")).Run()
+		if madeVarLib {
+			_ = os.RemoveAll("/var/lib/containers")
+		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -186,7 +186,7 @@ func pingHandler(p *upstream.Proxy) echo.HandlerFunc {
 		}
 		if err != nil {
 			if r.Context().Err() != nil {
-				return nil
+				return nil //nolint:nilerr // the client left: there is no one to answer
 			}
 			logrus.WithError(err).Warn("the upstream engine does not answer /_ping; answering for pluginsd alone")
 			if v := upstream.CombineAPIVersion(p.APIVersion()); v != "" {
