@@ -917,14 +917,15 @@ func ftIngest(data string) (n int, size int64) {
 }
 
 // ftWaitInProgress waits until a pull or upgrade is visibly in progress on
-// data: a staging path matching staged and an ingest file holding part of a
-// layer.
+// data: a staging path matching staged, an ingest file for the layer (its
+// bytes may still sit in pluginsd's write buffer) and the proxy stalling
+// the layer mid-way.
 func ftWaitInProgress(t testing.TB, data string, px *ftProxy, staged string) {
 	t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		s := ftGlob(staged)
 		n, size := ftIngest(data)
-		if len(s) > 0 && n > 0 && size > 0 {
+		if len(s) > 0 && n > 0 && px.hit("stall") > 0 {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -1,7 +1,9 @@
 package manager
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"github.com/klauspost/compress/gzip"
 	"io"
@@ -274,8 +276,7 @@ func (m *Manager) downloadAndApply(ctx context.Context, t distribution.Target, l
 		progress.send(Progress{ID: id, Status: "Downloading", Detail: true, Current: cur, Total: tot})
 	}}
 	defer func() { m.pulled.Add(counted.n) }() // what crossed the network, even if the pull then failed
-	tee := io.TeeReader(counted, w)
-	if err := applyLayer(ctx, tee, gz, dir); err != nil {
+	if err := teeApply(ctx, counted, w, gz, dir); err != nil {
 		// A transfer that broke mid-layer shows up as a truncated tar; say
 		// what really happened.
 		if counted.err != nil {
@@ -283,16 +284,41 @@ func (m *Manager) downloadAndApply(ctx context.Context, t distribution.Target, l
 		}
 		return err
 	}
-	// The tar may end before the blob does (padding, gzip trailer): read the
-	// rest so the digest covers every byte.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return err
-	}
 	if _, err := w.Commit(ctx, l.Digest); err != nil {
 		return err
 	}
 	progress.send(Progress{ID: id, Status: "Download complete", Detail: true})
 	return nil
+}
+
+// teeApply copies a layer from r into the blob writer w and, at the same
+// time, extracts it into dir: the download and hashing run in this
+// goroutine, decompression and extraction in another, joined by a pipe
+// that hands over 1 MiB at a time. Every byte of r reaches w, also what
+// follows the end of the tar, so the digest covers the whole blob.
+func teeApply(ctx context.Context, r io.Reader, w io.Writer, gz bool, dir string) error {
+	pr, pw := io.Pipe()
+	var wg sync.WaitGroup
+	var applyErr error
+	wg.Go(func() {
+		br := bufio.NewReaderSize(pr, 1<<20)
+		applyErr = applyLayer(ctx, br, gz, dir)
+		if applyErr == nil {
+			_, applyErr = io.Copy(io.Discard, br) // the rest: padding, gzip trailer
+		}
+		pr.CloseWithError(applyErr) // a failed extraction stops the download
+	})
+	bw := bufio.NewWriterSize(w, 1<<20)
+	_, copyErr := io.CopyBuffer(io.MultiWriter(bw, pw), r, make([]byte, 1<<20))
+	if copyErr == nil {
+		copyErr = bw.Flush()
+	}
+	pw.CloseWithError(copyErr) // nil: EOF for the extractor
+	wg.Wait()
+	if applyErr != nil && (copyErr == nil || errors.Is(copyErr, io.ErrClosedPipe) || errors.Is(copyErr, applyErr)) {
+		return applyErr
+	}
+	return copyErr
 }
 
 // applyLayer extracts a (possibly gzip) tar layer into dir.
