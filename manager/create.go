@@ -73,12 +73,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
 		return err
 	}
 	done := false
-	defer func() {
-		if !done {
-			m.ps.Discard(staged)
-			m.kickGC()
-		}
-	}()
+	defer func() { m.discardUnless(done, staged) }()
 	// Blobs committed below are unreferenced until Add; hold GC off.
 	m.gcMu.RLock()
 	defer m.gcMu.RUnlock()
@@ -201,4 +196,13 @@ func compressLayer(r io.Reader, w io.Writer) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// discardUnless deletes a staging directory whose plugin was not added, and
+// has the blobs written for it collected.
+func (m *Manager) discardUnless(added bool, staged string) {
+	if !added {
+		m.ps.Discard(staged)
+		m.kickGC()
+	}
 }

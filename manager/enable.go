@@ -77,18 +77,11 @@ func (m *Manager) Enable(ctx context.Context, req EnableRequest) error {
 	if m.rt == nil {
 		return errNoRuntime
 	}
-	r, err := m.ps.Snapshot().Resolve(req.Name)
-	if err != nil {
-		return err
-	}
-	unlock, err := m.locks.lock(ctx, r.ID())
+	r, unlock, err := m.lockPlugin(ctx, req.Name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if r, err = m.current(r.ID(), req.Name); err != nil {
-		return err
-	}
 	if r.Plugin.Enabled {
 		return errAlreadyEnabled(r.Name())
 	}
@@ -120,18 +113,11 @@ type DisableRequest struct {
 // Disable stops a plugin: SIGTERM, SIGKILL after 10 s, then its mounts and
 // directories are cleaned up.
 func (m *Manager) Disable(ctx context.Context, req DisableRequest) error {
-	r, err := m.ps.Snapshot().Resolve(req.Name)
-	if err != nil {
-		return err
-	}
-	unlock, err := m.locks.lock(ctx, r.ID())
+	r, unlock, err := m.lockPlugin(ctx, req.Name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if r, err = m.current(r.ID(), req.Name); err != nil {
-		return err
-	}
 	if !r.Plugin.Enabled {
 		return errAlreadyDisabled(r.Name())
 	}

@@ -245,18 +245,11 @@ type RemoveRequest struct {
 // Remove deletes a plugin: its record, rootfs and (through GC) the blobs no
 // other plugin shares.
 func (m *Manager) Remove(ctx context.Context, req RemoveRequest) error {
-	r, err := m.ps.Snapshot().Resolve(req.Name)
-	if err != nil {
-		return err
-	}
-	unlock, err := m.locks.lock(ctx, r.ID())
+	r, unlock, err := m.lockPlugin(ctx, req.Name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if r, err = m.current(r.ID(), req.Name); err != nil {
-		return err
-	}
 	if r.Plugin.Enabled {
 		if !req.Force {
 			return errEnabled(r.Name())

@@ -103,12 +103,7 @@ func (m *Manager) Pull(ctx context.Context, req PullRequest, progress ProgressFu
 		return err
 	}
 	done := false
-	defer func() {
-		if !done {
-			m.ps.Discard(staged)
-			m.kickGC()
-		}
-	}()
+	defer func() { m.discardUnless(done, staged) }()
 	m.gcMu.RLock()
 	defer m.gcMu.RUnlock()
 	dir := pluginstore.StagedRootfs(staged)

@@ -24,19 +24,11 @@ func (m *Manager) Set(ctx context.Context, req SetRequest) error {
 	if err != nil {
 		return err
 	}
-	r, err := m.ps.Snapshot().Resolve(req.Name)
-	if err != nil {
-		return err
-	}
-	unlock, err := m.locks.lock(ctx, r.ID())
+	r, unlock, err := m.lockPlugin(ctx, req.Name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	r, err = m.current(r.ID(), req.Name)
-	if err != nil {
-		return err
-	}
 	if r.Plugin.Enabled {
 		return errSetActive
 	}
@@ -175,6 +167,25 @@ func applySettable(p *plugin.Plugin, s Settable) error {
 		return nil
 	}
 	return invalidf("setting %q not found in the plugin configuration", s.Name)
+}
+
+// lockPlugin resolves the plugin a client names and takes its key lock,
+// then reads its record again: it may have changed or gone while we
+// waited. The caller must call unlock.
+func (m *Manager) lockPlugin(ctx context.Context, name string) (r *pluginstore.Record, unlock func(), err error) {
+	r, err = m.ps.Snapshot().Resolve(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err = m.locks.lock(ctx, r.ID())
+	if err != nil {
+		return nil, nil, err
+	}
+	if r, err = m.current(r.ID(), name); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return r, unlock, nil
 }
 
 // current re-reads record id after a lock was taken, since it may have
