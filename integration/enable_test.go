@@ -322,3 +322,139 @@ func TestEnableBadConfigs(t *testing.T) {
 	d.mustDocker("plugin", "enable", "bindnoopts")
 	d.mustDocker("plugin", "rm", "-f", "bindnoopts")
 }
+
+// TestKillRestoreRealBinary: bin/pluginsd killed with SIGKILL while a plugin
+// runs; with live-restore (the default) the restarted server adopts the
+// running plugin (same process) instead of starting it again, and can
+// disable it; without live-restore the next start enables it again.
+func TestKillRestoreRealBinary(t *testing.T) {
+	l := newRSLayout(t)
+	sockets, err := os.MkdirTemp("", "pk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockets) })
+	args := l.args("--plugin-exec-root", sockets)
+	p := rsStart(t, l.sock, args...)
+	p.ready(t)
+	host := "unix://" + l.sock
+	if out, err := runDocker(t, host, "plugin", "create", "kr", pluginDir(t, volConfig("/tmp"))); err != nil {
+		t.Fatal(out)
+	}
+	if out, err := runDocker(t, host, "plugin", "enable", "kr"); err != nil {
+		t.Fatal(out)
+	}
+	id, _ := runDocker(t, host, "plugin", "inspect", "-f", "{{.Id}}", "kr")
+	pidOf := func() int {
+		b, err := os.ReadFile(filepath.Join(l.exec, "runc", id, "state.json"))
+		if err != nil {
+			return 0
+		}
+		var st struct {
+			InitProcessPid int `json:"init_process_pid"`
+		}
+		_ = json.Unmarshal(b, &st)
+		if st.InitProcessPid == 0 || syscall.Kill(st.InitProcessPid, 0) != nil {
+			return 0
+		}
+		return st.InitProcessPid
+	}
+	pid := pidOf()
+	if pid == 0 {
+		t.Fatal("no running plugin")
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, 10*time.Second)
+	if syscall.Kill(pid, 0) != nil {
+		t.Fatal("the plugin died with its server")
+	}
+	p = rsStart(t, l.sock, args...)
+	p.ready(t)
+	if got := pidOf(); got != pid {
+		t.Errorf("after restart the plugin runs as %d, want the adopted %d", got, pid)
+	}
+	if !socketAnswers(filepath.Join(sockets, id, "tp.sock")) {
+		t.Error("adopted plugin does not answer")
+	}
+	if out, _ := runDocker(t, host, "plugin", "inspect", "-f", "{{.Enabled}}", "kr"); out != "true" {
+		t.Errorf("enabled = %s", out)
+	}
+	// Killed again, and restarted without live-restore: stopped at that
+	// server's shutdown, started again by the next one.
+	_ = p.cmd.Process.Kill()
+	p.wait(t, 10*time.Second)
+	p = rsStart(t, l.sock, append(args, "--live-restore=false")...)
+	p.ready(t)
+	p.term(t)
+	if syscall.Kill(pid, 0) == nil {
+		t.Error("plugin still running after a shutdown without live-restore")
+	}
+	p = rsStart(t, l.sock, args...)
+	p.ready(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for pidOf() == 0 || !socketAnswers(filepath.Join(sockets, id, "tp.sock")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("enabled plugin not started again:\n%s", p.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, err := runDocker(t, host, "plugin", "rm", "-f", "kr"); err != nil {
+		t.Fatal(out)
+	}
+	if mountinfoMentions(t, id) {
+		t.Error("mount with the plugin ID left after rm -f")
+	}
+	p.term(t)
+}
+
+// TestPropagatedMountCleanup: a plugin with a propagated mount leaves no
+// mount behind on disable or remove, and leftovers of an interrupted remove
+// are unmounted before they are deleted, never deleted through a mount.
+func TestPropagatedMountCleanup(t *testing.T) {
+	root := t.TempDir()
+	d := startDaemon(t, root)
+	src := t.TempDir()
+	cfg := strings.Replace(volConfig(src), `"network": {"type": "none"},`, `"network": {"type": "none"}, "propagatedMount": "/data",`, 1)
+	d.mustDocker("plugin", "create", "pm", pluginDir(t, cfg))
+	id := d.mustDocker("plugin", "inspect", "-f", "{{.Id}}", "pm")
+	d.mustDocker("plugin", "enable", "pm")
+	if !mountinfoMentions(t, id) {
+		t.Fatal("no propagated mount while enabled")
+	}
+	d.mustDocker("plugin", "disable", "pm")
+	if mountinfoMentions(t, id) {
+		t.Error("a mount with the plugin ID is left after disable")
+	}
+	d.mustDocker("plugin", "enable", "pm")
+	d.mustDocker("plugin", "rm", "-f", "pm")
+	if mountinfoMentions(t, id) {
+		t.Error("a mount with the plugin ID is left after rm -f")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "data", "plugins")); len(entries) != 0 {
+		t.Errorf("plugins dir after rm -f: %v", entries)
+	}
+	// What a kill mid-remove could leave: a directory being removed with a
+	// mount inside. The next start must unmount it, not delete through it.
+	d.stop()
+	victim := t.TempDir()
+	if err := os.WriteFile(filepath.Join(victim, "keep"), []byte("important"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inside := filepath.Join(root, "data", "plugins", ".removing-"+id, "propagated-mount")
+	if err := os.MkdirAll(inside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(victim, inside, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(inside, syscall.MNT_DETACH) })
+	startDaemon(t, root)
+	if b, err := os.ReadFile(filepath.Join(victim, "keep")); err != nil || string(b) != "important" {
+		t.Errorf("the file behind the leftover's mount: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "data", "plugins", ".removing-"+id)); !os.IsNotExist(err) {
+		t.Errorf("leftover not removed: %v", err)
+	}
+}

@@ -35,6 +35,8 @@ import (
 	"github.com/moby/moby/api/types/plugin"
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
+
+	"github.com/pluginsd/pluginsd/manager/mounts"
 )
 
 const (
@@ -386,10 +388,17 @@ func (s *Store) Remove(id string, unmount func(dir string) error) error {
 	return removeAll(aside)
 }
 
-// removeAll deletes path; a path already gone is not an error. Without
-// root, read-only directories in a plugin's rootfs would stop the delete
-// half-way, so they are made writable and the delete is tried again.
+// removeAll deletes path; a path already gone is not an error. Mounts
+// under it (a plugin's propagated mount, bound onto itself, with whatever
+// the plugin mounted there) are taken off first, and if one cannot be, the
+// delete is refused: deleting through a mount would delete the files of
+// the volume or host directory behind it. Without root, read-only
+// directories in a plugin's rootfs would stop the delete half-way, so they
+// are made writable and the delete is tried again.
 func removeAll(path string) error {
+	if err := mounts.UnmountAll(path); err != nil {
+		return fmt.Errorf("not deleting %s: %w", path, err)
+	}
 	err := os.RemoveAll(path)
 	if err == nil || errors.Is(err, fs.ErrNotExist) {
 		return nil

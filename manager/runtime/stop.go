@@ -9,8 +9,8 @@ import (
 	"time"
 
 	gorunc "github.com/containerd/go-runc"
-	"github.com/moby/sys/mount"
-	"github.com/moby/sys/mountinfo"
+
+	"github.com/pluginsd/pluginsd/manager/mounts"
 )
 
 // Stop stops plugin id: SIGTERM, up to grace for it to exit, then SIGKILL to
@@ -172,16 +172,4 @@ func (r *Runtime) deleteState(ctx context.Context, id string) error {
 }
 
 // unmountAll unmounts everything at and below dir.
-func unmountAll(dir string) error {
-	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return err
-	}
-	if len(mounts) == 0 {
-		return nil
-	}
-	if err := mount.RecursiveUnmount(dir); err != nil {
-		return fmt.Errorf("unmounting %s: %w", dir, err)
-	}
-	return nil
-}
+func unmountAll(dir string) error { return mounts.UnmountAll(dir) }
