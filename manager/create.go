@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/plugin"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pluginsd/pluginsd/distribution"
 	"github.com/pluginsd/pluginsd/manager/pluginstore"
 	"github.com/pluginsd/pluginsd/manager/rootfs"
 )
@@ -121,6 +122,10 @@ func (m *Manager) buildFromContext(ctx context.Context, name string, body io.Rea
 	cfgBlob, err := EncodeConfig(cfg, m.cfg.Version)
 	if err != nil {
 		return nil, err
+	}
+	// What create stores, push uploads and install must accept again.
+	if len(cfgBlob) > distribution.MaxConfigSize {
+		return nil, invalidf("plugin config is %d bytes once encoded, more than the %d a registry install accepts", len(cfgBlob), distribution.MaxConfigSize)
 	}
 	cfgDigest, err := m.bs.Put(ctx, cfgBlob)
 	if err != nil {

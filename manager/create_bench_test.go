@@ -2,8 +2,11 @@ package manager
 
 import (
 	"archive/tar"
+	"strings"
+
 	"crypto/rand"
 	"fmt"
+	"github.com/containerd/errdefs"
 	"io"
 	"testing"
 )
@@ -54,4 +57,29 @@ func writeContext(w io.Writer, data []byte) error {
 		}
 	}
 	return tw.Close()
+}
+
+// TestCreateConfigTooLargeToInstall: a config.json under the 1 MiB create
+// limit that encodes above the limit install accepts is refused at create,
+// so pluginsd never pushes a plugin it cannot install again.
+func TestCreateConfigTooLargeToInstall(t *testing.T) {
+	m, err := New(Config{DataRoot: t.TempDir(), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(t.Context())
+	desc := strings.Repeat("x", 1<<20-200)
+	cfg := []byte(`{"description":"` + desc + `","entrypoint":["/x"],"interface":{"socket":"s.sock","types":["docker.volumedriver/1.0"]}}`)
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		_ = tw.WriteHeader(&tar.Header{Name: "config.json", Mode: 0o644, Size: int64(len(cfg))})
+		_, _ = tw.Write(cfg)
+		_ = tw.WriteHeader(&tar.Header{Name: "rootfs/", Mode: 0o755, Typeflag: tar.TypeDir})
+		pw.CloseWithError(tw.Close())
+	}()
+	err = m.Create(t.Context(), CreateRequest{Name: "big", Context: pr})
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "a registry install accepts") {
+		t.Fatalf("Create = %v, want a 400 about the install limit", err)
+	}
 }

@@ -89,7 +89,9 @@ func (m *Manager) Enable(ctx context.Context, req EnableRequest) error {
 	if timeout <= 0 {
 		timeout = defaultStartTimeout
 	}
-	task, err := m.rt.Start(ctx, m.runtimePlugin(r), timeout)
+	// Like dockerd, an enable that was asked for completes even if the
+	// client goes away meanwhile; its own deadline still bounds it.
+	task, err := m.rt.Start(context.WithoutCancel(ctx), m.runtimePlugin(r), timeout)
 	if err != nil {
 		return fmt.Errorf("enable %s: %w", r.Name(), err)
 	}

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/labstack/echo/v4"
 
 	"github.com/pluginsd/pluginsd/compat"
@@ -153,6 +155,11 @@ func engineHeaders(info handlers.Info) echo.MiddlewareFunc {
 			h.Set("Ostype", runtime.GOOS)
 			if err := compat.Check(compat.VersionFromContext(c.Request().Context())); err != nil {
 				return err
+			}
+			// dockerd parses the form of every request and refuses a query
+			// string that does not decode; Echo would ignore the bad part.
+			if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+				return errdefs.ErrInvalidArgument.WithMessage("invalid query: " + err.Error())
 			}
 			h.Set("Docker-Experimental", "false")
 			return next(c)

@@ -863,3 +863,11 @@ func TestSetTrailingCloser(t *testing.T) {
 		})
 	}
 }
+
+// TestBadQueryString: a query string that does not decode is a 400, as in
+// dockerd (Echo alone would drop the bad part and answer 200).
+func TestBadQueryString(t *testing.T) {
+	f := &fakeBackend{}
+	rec := do(t, f, request{method: http.MethodGet, target: "/plugins?filters=%zz"})
+	checkJSONError(t, rec, http.StatusBadRequest, `invalid query: invalid URL escape "%zz"`)
+}
