@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,8 +159,10 @@ func engineHeaders(info handlers.Info) echo.MiddlewareFunc {
 			}
 			// dockerd parses the form of every request and refuses a query
 			// string that does not decode; Echo would ignore the bad part.
-			if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
-				return errdefs.ErrInvalidArgument.WithMessage("invalid query: " + err.Error())
+			if raw := c.Request().URL.RawQuery; strings.ContainsAny(raw, "%;") {
+				if _, err := url.ParseQuery(raw); err != nil {
+					return errdefs.ErrInvalidArgument.WithMessage("invalid query: " + err.Error())
+				}
 			}
 			h.Set("Docker-Experimental", "false")
 			return next(c)

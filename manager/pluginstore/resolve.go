@@ -38,6 +38,17 @@ func NormalizeName(name string) (string, error) {
 // that can be no name at all (uppercase, a digest reference), pluginsd says
 // why with a 400.
 func (s *Snapshot) Resolve(input string) (*Record, error) {
+	if r, ok := s.resolved.Load(input); ok {
+		return r.(*Record), nil
+	}
+	r, err := s.resolve(input)
+	if err == nil && s.nResolved.Add(1) <= maxResolved {
+		s.resolved.Store(input, r)
+	}
+	return r, err
+}
+
+func (s *Snapshot) resolve(input string) (*Record, error) {
 	if IsID(input) {
 		if r, ok := s.byID[input]; ok {
 			return r, nil

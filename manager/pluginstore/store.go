@@ -92,7 +92,15 @@ type Snapshot struct {
 	sorted []*Record // by name
 	byID   map[string]*Record
 	byName map[string]*Record
+
+	// resolved memoizes successful Resolve calls (input -> *Record): the
+	// snapshot never changes, and parsing a reference is most of the cost
+	// of an inspect. At most maxResolved entries are kept.
+	resolved  sync.Map
+	nResolved atomic.Int32
 }
+
+const maxResolved = 4096
 
 // All returns the records sorted by name. The slice must not be modified.
 func (s *Snapshot) All() []*Record { return s.sorted }
