@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"net/http"
-
 	"github.com/labstack/echo/v4"
 
 	"github.com/pluginsd/pluginsd/compat"
@@ -20,5 +18,5 @@ func (a *API) inspect(c echo.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return c.Blob(http.StatusOK, "application/json", b)
+	return writeBody(c, b)
 }

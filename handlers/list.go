@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"net/http"
-
 	"github.com/labstack/echo/v4"
 
 	"github.com/pluginsd/pluginsd/compat"
@@ -32,7 +30,7 @@ func (a *API) list(c echo.Context) error {
 	req.Capabilities = f.Values("capability")
 	if req.Enabled == nil && len(req.Capabilities) == 0 {
 		if b, ok := a.cache.list(a.b.Generation(), v); ok {
-			return c.Blob(http.StatusOK, "application/json", b)
+			return writeBody(c, b)
 		}
 	}
 	gen := a.b.Generation() // before the read: a change during it invalidates
@@ -44,5 +42,5 @@ func (a *API) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Blob(http.StatusOK, "application/json", b)
+	return writeBody(c, b)
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"runtime"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -86,4 +87,12 @@ func writeJSON(c echo.Context, status int, v any) error {
 		return err
 	}
 	return c.Blob(status, "application/json", b)
+}
+
+// writeBody answers 200 with an encoded JSON body, with its length set so
+// that clients read it in one piece instead of as chunks (the hot path of
+// agents that poll list and inspect).
+func writeBody(c echo.Context, b []byte) error {
+	c.Response().Header().Set("Content-Length", strconv.Itoa(len(b)))
+	return c.Blob(http.StatusOK, "application/json", b)
 }
