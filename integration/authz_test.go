@@ -27,9 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pluginsd/pluginsd/handlers"
 	"github.com/pluginsd/pluginsd/manager"
-	"github.com/pluginsd/pluginsd/manager/runtime"
 	"github.com/pluginsd/pluginsd/server"
 	"github.com/pluginsd/pluginsd/server/authz"
 )
@@ -108,82 +106,24 @@ type azOptions struct {
 // live-restore).
 func startAuthzDaemon(t *testing.T, root string, chain []string, o azOptions) *daemon {
 	t.Helper()
-	d := &daemon{t: t, root: root, sock: filepath.Join(root, "pluginsd.sock")}
-	d.sockets = shortSocketRoot(t, filepath.Join(root, "sockets"))
-	rt, err := runtime.New(runtime.Config{
-		StateDir:     filepath.Join(root, "exec", "runc"),
-		BundleRoot:   filepath.Join(root, "exec", "bundles"),
-		SocketRoot:   d.sockets,
-		LogRoot:      filepath.Join(root, "data", "logs"),
-		CgroupParent: "/pluginsd-test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.rt = rt
-	// The same wiring as startDaemonWith (keep them in step), plus the chain.
-	d.events = manager.NewEventBus(manager.EventBusConfig{})
-	mgr, err := manager.New(manager.Config{
-		DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, Events: d.events,
-		Protected: manager.ProtectAuthz(chain),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.mgr = mgr
-	src := authz.SourceFunc(mgr.AuthzPlugin)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	full, err := authz.WaitReady(ctx, src, chain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mw, err := authz.Config{Plugins: full}.ToMiddleware(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.srv = server.New(server.Config{Info: handlers.Info{Version: "test"}, Events: d.events, Authorization: mw}, mgr)
-	ul, err := server.Listen(t.Context(), "unix://"+d.sock, server.ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl, err := server.Listen(t.Context(), "tcp://127.0.0.1:0", server.ListenOptions{TLS: o.tls})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.tcpAddr = tl.Addr().String()
-	for _, l := range []net.Listener{ul, tl} {
-		d.wg.Go(func() {
-			if err := d.srv.Serve(l); err != nil {
-				t.Errorf("serve: %v", err)
+	return startDaemonOpts(t, root, daemonOptions{
+		tcp:     o.tls,
+		manager: func(c *manager.Config) { c.Protected = manager.ProtectAuthz(chain) },
+		server: func(mgr *manager.Manager, c *server.Config) {
+			src := authz.SourceFunc(mgr.AuthzPlugin)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			full, err := authz.WaitReady(ctx, src, chain)
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
-	t.Cleanup(d.stop)
-	return d
-}
-
-// shortSocketRoot returns dir, or a short symlink to it: plugin sockets
-// live at <dir>/<64-hex id>/tp.sock, and unix socket paths are limited to
-// 107 bytes.
-func shortSocketRoot(t *testing.T, dir string) string {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if len(dir) <= 30 {
-		return dir
-	}
-	link, err := os.MkdirTemp("", "pd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(link)
-	if err := os.Symlink(dir, link); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(link) })
-	return link
+			mw, err := authz.Config{Plugins: full}.ToMiddleware(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Authorization = mw
+		},
+	})
 }
 
 // azID is a plugin's ID, asked of the manager directly (a request through

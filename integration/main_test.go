@@ -6,6 +6,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -98,26 +99,36 @@ func startDaemon(t testing.TB, root string) *daemon {
 // startDaemonWith is startDaemon with the live-restore setting given.
 func startDaemonWith(t testing.TB, root string, liveRestore bool) *daemon {
 	t.Helper()
+	return startDaemonOpts(t, root, daemonOptions{liveRestore: liveRestore})
+}
+
+// daemonOptions are what tests of one feature add to the standard
+// in-process daemon; the zero value is startDaemon's.
+type daemonOptions struct {
+	liveRestore bool
+	// sockets is the plugin socket root (default: <root>/sockets, or a
+	// short link to it).
+	sockets string
+	// manager adjusts the manager's config (authz protection, discovery).
+	manager func(*manager.Config)
+	// server adjusts the server's config once the manager exists (the authz
+	// chain, an upstream).
+	server func(*manager.Manager, *server.Config)
+	// tcp, when set, serves TCP with it (TLS); noTCP serves only the socket.
+	tcp   *tls.Config
+	noTCP bool
+}
+
+// startDaemonOpts starts the in-process daemon with o.
+func startDaemonOpts(t testing.TB, root string, o daemonOptions) *daemon {
+	t.Helper()
 	if root == "" {
 		root = t.TempDir()
 	}
-	d := &daemon{t: t, root: root, sock: filepath.Join(root, "pluginsd.sock"), liveRestore: liveRestore}
-	d.sockets = filepath.Join(root, "sockets")
-	if len(d.sockets) > 30 {
-		// Keep <sockets>/<64-hex id>/tp.sock under the unix socket limit.
-		link, err := os.MkdirTemp("", "pd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Remove(link)
-		if err := os.MkdirAll(d.sockets, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(d.sockets, link); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Remove(link) })
-		d.sockets = link
+	d := &daemon{t: t, root: root, sock: filepath.Join(root, "pluginsd.sock"), liveRestore: o.liveRestore}
+	d.sockets = o.sockets
+	if d.sockets == "" {
+		d.sockets = shortSocketRoot(t, filepath.Join(root, "sockets"))
 	}
 	rt, err := runtime.New(runtime.Config{
 		StateDir:     filepath.Join(root, "exec", "runc"),
@@ -135,22 +146,35 @@ func startDaemonWith(t testing.TB, root string, liveRestore bool) *daemon {
 		t.Fatal(err)
 	}
 	d.events = manager.NewEventBus(manager.EventBusConfig{})
-	mgr, err := manager.New(manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, Registry: reg, LiveRestore: d.liveRestore, Events: d.events})
+	mcfg := manager.Config{DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, Registry: reg, LiveRestore: d.liveRestore, Events: d.events}
+	if o.manager != nil {
+		o.manager(&mcfg)
+	}
+	mgr, err := manager.New(mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.mgr = mgr
-	d.srv = server.New(server.Config{Info: handlers.Info{Version: "test"}, Events: d.events}, mgr)
+	scfg := server.Config{Info: handlers.Info{Version: "test"}, Events: d.events}
+	if o.server != nil {
+		o.server(mgr, &scfg)
+	}
+	d.srv = server.New(scfg, mgr)
+	ls := []net.Listener{}
 	ul, err := server.Listen(t.Context(), "unix://"+d.sock, server.ListenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := server.Listen(t.Context(), "tcp://127.0.0.1:0", server.ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
+	ls = append(ls, ul)
+	if !o.noTCP {
+		tl, err := server.Listen(t.Context(), "tcp://127.0.0.1:0", server.ListenOptions{TLS: o.tcp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.tcpAddr = tl.Addr().String()
+		ls = append(ls, tl)
 	}
-	d.tcpAddr = tl.Addr().String()
-	for _, l := range []net.Listener{ul, tl} {
+	for _, l := range ls {
 		d.wg.Go(func() {
 			if err := d.srv.Serve(l); err != nil {
 				t.Errorf("serve: %v", err)
@@ -159,6 +183,29 @@ func startDaemonWith(t testing.TB, root string, liveRestore bool) *daemon {
 	}
 	t.Cleanup(d.stop)
 	return d
+}
+
+// shortSocketRoot returns dir, or a short symlink to it: plugin sockets
+// live at <dir>/<64-hex id>/tp.sock, and unix socket paths are limited to
+// 107 bytes.
+func shortSocketRoot(t testing.TB, dir string) string {
+	t.Helper()
+	if len(dir) <= 30 {
+		return dir
+	}
+	link, err := os.MkdirTemp("", "pd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(link)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(link) })
+	return link
 }
 
 // stop shuts the daemon down gracefully (idempotent).

@@ -36,11 +36,8 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	dockerclient "github.com/docker/docker/client"
 
-	"github.com/pluginsd/pluginsd/distribution"
-	"github.com/pluginsd/pluginsd/handlers"
 	"github.com/pluginsd/pluginsd/manager"
 	"github.com/pluginsd/pluginsd/manager/legacy"
-	"github.com/pluginsd/pluginsd/manager/runtime"
 	"github.com/pluginsd/pluginsd/server"
 	"github.com/pluginsd/pluginsd/server/upstream"
 )
@@ -62,23 +59,7 @@ func upFront(t *testing.T, engineSock, legacyDir string) *daemon {
 // on them), with live-restore as given.
 func upFrontAt(t *testing.T, root, sockets, engineSock, legacyDir string, liveRestore bool) *daemon {
 	t.Helper()
-	d := &daemon{t: t, root: root, sock: filepath.Join(root, "pluginsd.sock"), sockets: sockets, liveRestore: liveRestore}
-	rt, err := runtime.New(runtime.Config{
-		StateDir:     filepath.Join(root, "exec", "runc"),
-		BundleRoot:   filepath.Join(root, "exec", "bundles"),
-		SocketRoot:   d.sockets,
-		LogRoot:      filepath.Join(root, "data", "logs"),
-		CgroupParent: "/pluginsd-test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.rt = rt
-	reg, err := distribution.New(distribution.Options{CertsDir: filepath.Join(root, "certs.d")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	links, err := legacy.New(legacyDir, d.sockets)
+	links, err := legacy.New(legacyDir, sockets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,28 +67,15 @@ func upFrontAt(t *testing.T, root, sockets, engineSock, legacyDir string, liveRe
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.events = manager.NewEventBus(manager.EventBusConfig{})
-	d.mgr, err = manager.New(manager.Config{
-		DataRoot: filepath.Join(root, "data"), Version: "test", Runtime: rt, Registry: reg, Events: d.events, Discovery: links,
-		LiveRestore: liveRestore,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	proxy := upstream.New(target)
-	d.srv = server.New(server.Config{Info: handlers.Info{Version: "test"}, Events: d.events, Upstream: proxy}, d.mgr)
-	l, err := server.Listen(t.Context(), "unix://"+d.sock, server.ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.wg.Go(func() {
-		if err := d.srv.Serve(l); err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
 	t.Cleanup(proxy.Close)
-	t.Cleanup(d.stop)
-	return d
+	return startDaemonOpts(t, root, daemonOptions{
+		liveRestore: liveRestore,
+		sockets:     sockets,
+		noTCP:       true,
+		manager:     func(c *manager.Config) { c.Discovery = links },
+		server:      func(_ *manager.Manager, c *server.Config) { c.Upstream = proxy },
+	})
 }
 
 // fakeEngine is an Engine API that is not pluginsd: it serves API 1.41
