@@ -458,3 +458,31 @@ func TestPropagatedMountCleanup(t *testing.T) {
 		t.Errorf("leftover not removed: %v", err)
 	}
 }
+
+// TestOrphanLogsRemoved: at start, logs of plugins that no longer exist
+// (a remove interrupted between the plugin and its logs) are deleted; the
+// logs of existing plugins are kept.
+func TestOrphanLogsRemoved(t *testing.T) {
+	root := t.TempDir()
+	d := startDaemon(t, root)
+	d.mustDocker("plugin", "create", "keep", pluginDir(t, volConfig("/tmp")))
+	d.mustDocker("plugin", "enable", "keep")
+	id := d.mustDocker("plugin", "inspect", "-f", "{{.Id}}", "keep")
+	d.stop()
+	logs := filepath.Join(root, "data", "logs")
+	orphan := filepath.Join(logs, strings.Repeat("ab", 32)+".log")
+	for _, p := range []string{orphan, orphan + ".1"} {
+		if err := os.WriteFile(p, []byte("old\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startDaemon(t, root)
+	for _, p := range []string{orphan, orphan + ".1"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s not removed: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(logs, id+".log")); err != nil {
+		t.Errorf("the log of an existing plugin: %v", err)
+	}
+}

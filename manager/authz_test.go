@@ -22,7 +22,8 @@ func (idleRuntime) Stop(context.Context, string, time.Duration) error { return n
 func (idleRuntime) Restore(context.Context) (map[string]*runtime.Task, error) {
 	return map[string]*runtime.Task{}, nil
 }
-func (idleRuntime) RemoveLogs(string) error { return nil }
+func (idleRuntime) RemoveLogs(string) error   { return nil }
+func (idleRuntime) LogIDs() ([]string, error) { return nil, nil }
 
 const authzConfig = `{"description":"authz","entrypoint":["/authz"],` +
 	`"interface":{"socket":"a.sock","types":["docker.authz/1.0"]}}`

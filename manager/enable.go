@@ -20,6 +20,7 @@ type Runtime interface {
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	Restore(ctx context.Context) (map[string]*runtime.Task, error)
 	RemoveLogs(id string) error
+	LogIDs() ([]string, error)
 }
 
 const (
@@ -317,7 +318,26 @@ func (m *Manager) restore(ctx context.Context) error {
 		logrus.WithField("plugin", id).Info("stopping plugin that is not enabled")
 		m.stopTask(id)
 	}
+	m.removeOrphanLogs()
 	return nil
+}
+
+// removeOrphanLogs deletes the logs of plugins that no longer exist.
+func (m *Manager) removeOrphanLogs() {
+	ids, err := m.rt.LogIDs()
+	if err != nil {
+		logrus.WithError(err).Warn("listing plugin logs")
+		return
+	}
+	snap := m.ps.Snapshot()
+	for _, id := range ids {
+		if _, ok := snap.Get(id); ok {
+			continue
+		}
+		if err := m.rt.RemoveLogs(id); err != nil {
+			logrus.WithError(err).WithField("plugin", id).Warn("removing the logs of a removed plugin")
+		}
+	}
 }
 
 // stopAll stops every running plugin (shutdown without live-restore); their

@@ -141,3 +141,25 @@ func (r *Runtime) RemoveLogs(id string) error {
 	}
 	return nil
 }
+
+// LogIDs lists the plugin IDs that have log files, so that the owner can
+// delete those of plugins that no longer exist (a remove interrupted after
+// the plugin was gone but before its logs were).
+func (r *Runtime) LogIDs() ([]string, error) {
+	entries, err := os.ReadDir(r.cfg.LogRoot)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".1")
+		id, ok := strings.CutSuffix(name, ".log")
+		if !ok || validateID(id) != nil || seen[id] {
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
