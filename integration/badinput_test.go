@@ -25,8 +25,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // biEntry is one entry of a tar built by biTar.
@@ -115,84 +113,10 @@ type biRecord struct {
 }
 
 // biCheckClean checks that the daemon holds exactly the plugins named want
-// and that its data root holds nothing else: one directory per plugin, an
-// empty ingest directory, and (once the asynchronous GC has run) exactly the
-// blobs those plugins reference.
+// and nothing else on disk (see ftCheckClean, which it is).
 func biCheckClean(t testing.TB, sock, dataRoot string, want ...string) {
 	t.Helper()
-	r := wireRaw(t, sock, "GET", "/plugins", nil, nil)
-	var ps []struct{ Id, Name string }
-	if err := json.Unmarshal(r.Body, &ps); r.Status != 200 || err != nil {
-		t.Fatalf("list: %s %v", r, err)
-	}
-	ids := map[string]bool{}
-	names := []string{}
-	for _, p := range ps {
-		ids[p.Id] = true
-		names = append(names, p.Name)
-	}
-	slices.Sort(names)
-	slices.Sort(want)
-	if want == nil {
-		want = []string{}
-	}
-	if !slices.Equal(names, want) {
-		t.Errorf("plugins listed: %v, want %v", names, want)
-	}
-	entries, err := os.ReadDir(filepath.Join(dataRoot, "plugins"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	refs := map[string]bool{}
-	for _, e := range entries {
-		if !ids[e.Name()] {
-			t.Errorf("leftover in plugins/: %s", e.Name())
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dataRoot, "plugins", e.Name(), "config.json"))
-		if err != nil {
-			t.Errorf("record of %s: %v", e.Name(), err)
-			continue
-		}
-		var rec biRecord
-		if err := json.Unmarshal(b, &rec); err != nil {
-			t.Errorf("record of %s: %v", e.Name(), err)
-			continue
-		}
-		for _, dg := range append([]string{rec.Config, rec.Manifest}, rec.Blobsums...) {
-			refs[strings.TrimPrefix(dg, "sha256:")] = true
-		}
-	}
-	if len(entries) != len(ids) {
-		t.Errorf("plugins/ holds %d entries for %d plugins", len(entries), len(ids))
-	}
-	if ing, err := os.ReadDir(filepath.Join(dataRoot, "blobs", "ingest")); err != nil || len(ing) != 0 {
-		t.Errorf("blobs/ingest not empty: %v %v", biNames(ing), err)
-	}
-	want2 := slices.Sorted(func(yield func(string) bool) {
-		for k := range refs {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	if want2 == nil {
-		want2 = []string{}
-	}
-	var have []string
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		bl, err := os.ReadDir(filepath.Join(dataRoot, "blobs", "sha256"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		have = biNames(bl)
-		if slices.Equal(have, want2) || time.Now().After(deadline) {
-			break
-		}
-	}
-	if diff := cmp.Diff(want2, have); diff != "" {
-		t.Errorf("blobs/sha256 vs blobs referenced by plugins (-want +have):\n%s", diff)
-	}
+	ftCheckClean(t, sock, dataRoot, want...)
 }
 
 func biNames(es []os.DirEntry) []string {

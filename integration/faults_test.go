@@ -29,7 +29,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -824,67 +823,20 @@ func ftRunFault(t *testing.T, f *ftFixture, fault ftFault) {
 
 // ftProc is the real pluginsd binary running on a temp layout.
 type ftProc struct {
-	cmd  *exec.Cmd
-	sock string
+	*rsProc
 	data string
-	out  *ftLog
-	done chan struct{}
-}
-
-type ftLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *ftLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *ftLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // ftStartBinary runs pluginsdBin on dir (socket, data root and exec root
 // under it) and waits until it answers /_ping.
 func ftStartBinary(t testing.TB, dir string) *ftProc {
 	t.Helper()
-	cfgFile := filepath.Join(dir, "empty.json")
-	if err := os.WriteFile(cfgFile, []byte("{}"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := &ftProc{sock: filepath.Join(dir, "s.sock"), data: filepath.Join(dir, "data"), out: &ftLog{}, done: make(chan struct{})}
-	p.cmd = exec.Command(pluginsdBin, "--host", "unix://"+p.sock, "--data-root", p.data, "--exec-root", filepath.Join(dir, "exec"),
+	cfgFile := rsWriteFile(t, dir, "empty.json", "{}")
+	sock, data := filepath.Join(dir, "s.sock"), filepath.Join(dir, "data")
+	p := rsStart(t, sock, "--host", "unix://"+sock, "--data-root", data, "--exec-root", filepath.Join(dir, "exec"),
 		"--group", "", "--config-file", cfgFile)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-p.done:
-			t.Fatalf("pluginsd exited:\n%s", p.out)
-		default:
-		}
-		if r, err := ftDoErr(context.Background(), p.sock, "GET", "/_ping", "", nil); err == nil && r.status == http.StatusOK {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pluginsd not serving after 15s:\n%s", p.out)
-		}
-	}
+	p.ready(t)
+	return &ftProc{rsProc: p, data: data}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
