@@ -73,13 +73,20 @@ func listenUnix(ctx context.Context, path, group string) (net.Listener, error) {
 		}
 	}
 	// Create the socket with no access for others, then open it up to the
-	// group: there is no window in which anyone else can connect. (The umask
-	// is process-wide; listeners are opened at start-up, before anything
-	// else creates files.)
-	old := syscall.Umask(0o177)
-	var lc net.ListenConfig
+	// group: there is no window in which anyone else can connect. Linux's
+	// bind(2) gives the socket file the mode of the socket's own inode (less
+	// the umask), so the mode is set on the descriptor before bind. The
+	// process-wide umask is left alone: changing it would race with every
+	// other goroutine creating files (in-process tests open listeners while
+	// other daemons extract plugins).
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = syscall.Fchmod(int(fd), 0o600) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
 	l, err := lc.Listen(ctx, "unix", path)
-	syscall.Umask(old)
 	if err != nil {
 		return nil, err
 	}
