@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pluginsd/pluginsd/distribution"
+	"github.com/pluginsd/pluginsd/manager/directio"
 )
 
 // PushRequest uploads a plugin to the registry its name points at.
@@ -90,7 +91,7 @@ func (m *Manager) pushBlob(ctx context.Context, t distribution.Target, desc ocis
 		if size != desc.Size {
 			return fmt.Errorf("stored blob %s is %d bytes, the manifest says %d", desc.Digest, size, desc.Size)
 		}
-		r := &countingReader{r: f, total: size, report: func(cur, tot int64) {
+		r := &countingReader{r: directio.NewReader(f), total: size, report: func(cur, tot int64) {
 			progress.send(Progress{ID: id, Status: "Uploading", Detail: true, Current: cur, Total: tot})
 		}}
 		err = m.reg.PushBlob(ctx, t, desc, r)

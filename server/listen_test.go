@@ -53,16 +53,14 @@ func TestListenLeavesUmask(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			l, err := Listen(ctx, fmt.Sprintf("unix://%s/s%d.sock", dir, i%4), ListenOptions{})
 			if err == nil {
 				l.Close()
 			}
 		}
-	}()
+	})
 	files := filepath.Join(t.TempDir(), "f")
 	for i := range 2000 {
 		p := fmt.Sprintf("%s%d", files, i)

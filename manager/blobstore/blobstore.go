@@ -28,6 +28,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
+
+	"github.com/pluginsd/pluginsd/manager/directio"
 )
 
 // Store is the local blob store.
@@ -161,26 +163,42 @@ func (s *Store) Walk(ctx context.Context, fn func(digest.Digest) error) error {
 
 // Writer starts a new blob.
 func (s *Store) Writer(ctx context.Context) (*Writer, error) {
+	return s.writer(sha256.New())
+}
+
+// VerifiedWriter starts a new blob whose content the caller verifies
+// itself while streaming it (a registry download read through a reader that
+// checks size and digest before it reports the end): the store does not
+// hash it a second time. Its Commit needs the expected digest, and must be
+// called only once the caller's verification has passed.
+func (s *Store) VerifiedWriter(ctx context.Context) (*Writer, error) {
+	return s.writer(nil)
+}
+
+func (s *Store) writer(h hash.Hash) (*Writer, error) {
 	f, err := os.CreateTemp(s.ingestDir(), "blob-")
 	if err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
 	}
-	return &Writer{s: s, f: f, h: sha256.New()}, nil
+	return &Writer{s: s, f: f, dw: directio.NewWriter(f), h: h}, nil
 }
 
 // Writer writes one blob, hashing as it goes. Commit or Close must be called.
 type Writer struct {
 	s    *Store
 	f    *os.File
-	h    hash.Hash
+	dw   *directio.Writer // buffers: callers need not
+	h    hash.Hash        // nil for a VerifiedWriter
 	n    int64
 	done bool
 }
 
 // Write implements io.Writer.
 func (w *Writer) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
+	n, err := w.dw.Write(p)
+	if w.h != nil {
+		w.h.Write(p[:n])
+	}
 	w.n += int64(n)
 	return n, err
 }
@@ -188,8 +206,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Size returns the number of bytes written so far.
 func (w *Writer) Size() int64 { return w.n }
 
-// Digest returns the digest of what was written so far.
-func (w *Writer) Digest() digest.Digest { return digest.NewDigest(digest.SHA256, w.h) }
+// Digest returns the digest of what was written so far; for a
+// VerifiedWriter, which does not hash, it is empty.
+func (w *Writer) Digest() digest.Digest {
+	if w.h == nil {
+		return ""
+	}
+	return digest.NewDigest(digest.SHA256, w.h)
+}
 
 // Commit makes the blob visible under its digest. If expected is not empty
 // and differs from the digest of the bytes written, nothing is committed and
@@ -202,9 +226,22 @@ func (w *Writer) Commit(ctx context.Context, expected digest.Digest) (digest.Dig
 	tmp := w.f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
 	dgst := w.Digest()
+	if w.h == nil {
+		if expected == "" {
+			w.dw.Release()
+			w.f.Close()
+			return "", errors.New("blob store: a verified blob needs its digest")
+		}
+		dgst = expected
+	}
 	if expected != "" && expected != dgst {
+		w.dw.Release()
 		w.f.Close()
 		return "", errdefs.ErrDataLoss.WithMessage(fmt.Sprintf("digest mismatch: expected %s, got %s", expected, dgst))
+	}
+	if err := w.dw.Finish(); err != nil {
+		w.f.Close()
+		return "", fmt.Errorf("blob store: %w", err)
 	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
@@ -251,6 +288,7 @@ func (w *Writer) Close() {
 		return
 	}
 	w.done = true
+	w.dw.Release()
 	w.f.Close()
 	os.Remove(w.f.Name())
 }

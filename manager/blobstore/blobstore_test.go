@@ -440,3 +440,48 @@ func TestConcurrentCommits(t *testing.T) {
 		t.Errorf("ingest after the commits: %v", got)
 	}
 }
+
+// TestVerifiedWriter: content the caller has verified is stored under the
+// digest it names, with the bytes written (big enough to take the O_DIRECT
+// path and leave an unaligned tail); without a digest nothing is stored.
+func TestVerifiedWriter(t *testing.T) {
+	s, root := openStore(t)
+	ctx := t.Context()
+	content := strings.Repeat("verified content ", 200_000) // 3.4 MB
+	want := digest.FromString(content)
+
+	w, err := s.VerifiedWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, content); err != nil {
+		t.Fatal(err)
+	}
+	if d := w.Digest(); d != "" {
+		t.Errorf("Digest() of a verified writer = %s, want empty (it does not hash)", d)
+	}
+	if got, err := w.Commit(ctx, want); err != nil || got != want {
+		t.Fatalf("Commit = %s, %v; want %s", got, err, want)
+	}
+	b, err := s.ReadAll(ctx, want, int64(len(content)))
+	if err != nil || string(b) != content {
+		t.Fatalf("ReadAll: %d bytes, %v; want the %d written", len(b), err, len(content))
+	}
+
+	w, err = s.VerifiedWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, "no digest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(ctx, ""); err == nil {
+		t.Error("Commit of a verified writer without a digest succeeded")
+	}
+	if got := walk(t, s); !slices.Equal(got, []digest.Digest{want}) {
+		t.Errorf("store holds %v, want only %s", got, want)
+	}
+	if got := listDir(t, filepath.Join(root, "ingest")); len(got) != 0 {
+		t.Errorf("ingest after a refused Commit: %v", got)
+	}
+}

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -198,5 +199,48 @@ func TestApplySplitLayer(t *testing.T) {
 	checkSampleTree(t, applied.dir)
 	if diff := cmp.Diff(treeOf(t, split.dir), treeOf(t, applied.dir)); diff != "" {
 		t.Errorf("trees differ (-split +apply):\n%s", diff)
+	}
+}
+
+// TestBigFiles: files from directMinSize up are written around the page
+// cache (package directio); their content, mode and mtime must come out as
+// for small ones, through Split and through Apply of its layer.
+func TestBigFiles(t *testing.T) {
+	sizes := []int{directMinSize - 1, directMinSize, directMinSize + 1, 3*directMinSize + 4321}
+	ents := []ent{configEnt("{}"), dir("rootfs")}
+	want := map[string]string{}
+	for i, n := range sizes {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(j*7 + i)
+		}
+		name := fmt.Sprintf("big%d", i)
+		want[name] = string(b)
+		ents = append(ents, withMode(file("rootfs/"+name, string(b)), 0o751))
+	}
+	split := newSandbox(t)
+	var layer bytes.Buffer
+	if _, err := Split(t.Context(), bytes.NewReader(makeTar(t, ents...)), split.dir, &layer); err != nil {
+		t.Fatal(err)
+	}
+	applied := newSandbox(t)
+	if err := Apply(t.Context(), &layer, applied.dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []sandbox{split, applied} {
+		for name, body := range want {
+			p := filepath.Join(s.dir, name)
+			got, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != body {
+				t.Errorf("%s: %d bytes, want %d; content differs", p, len(got), len(body))
+			}
+			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o751 {
+				t.Errorf("%s: mode %v (%v), want 0751", p, fi.Mode(), err)
+			}
+		}
+		s.check(t)
 	}
 }

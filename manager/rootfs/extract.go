@@ -10,6 +10,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/pluginsd/pluginsd/manager/directio"
 )
 
 // geteuid is a variable so tests can pretend to be unprivileged.
@@ -171,11 +173,21 @@ func (x *extractor) createFile(e entry, tee io.Writer) error {
 	if err != nil {
 		return fsError(e.hdr.Name, err)
 	}
-	var w io.Writer = fileWriter{f: f, name: e.hdr.Name}
+	fw := fileWriter{f: f, name: e.hdr.Name}
+	if e.hdr.Size >= directMinSize {
+		fw.dw = directio.NewWriter(f)
+		defer fw.dw.Release()
+	}
+	var w io.Writer = fw
 	if tee != nil {
 		w = io.MultiWriter(w, tee)
 	}
 	err = x.in.copyBody(w)
+	if err == nil && fw.dw != nil {
+		if ferr := fw.dw.Finish(); ferr != nil {
+			err = fsError(e.hdr.Name, ferr)
+		}
+	}
 	if err == nil {
 		err = x.setFileMeta(f, e.hdr)
 	}
@@ -299,14 +311,26 @@ func fileMode(hdr *tar.Header) fs.FileMode {
 	return hdr.FileInfo().Mode() & keep
 }
 
+// directMinSize is the size from which a file is written around the page
+// cache (see package directio): big files, such as a plugin's binaries or
+// data, are where the time goes; small ones are not worth a buffer.
+const directMinSize = 1 << 20
+
 // fileWriter classifies write failures of an extracted file.
 type fileWriter struct {
 	f    *os.File
+	dw   *directio.Writer // for big files
 	name string
 }
 
 func (w fileWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	var n int
+	var err error
+	if w.dw != nil {
+		n, err = w.dw.Write(p)
+	} else {
+		n, err = w.f.Write(p)
+	}
 	if err != nil {
 		return n, fsError(w.name, err)
 	}
