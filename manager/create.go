@@ -185,22 +185,17 @@ func splitAndCompress(ctx context.Context, body io.Reader, dir string, w io.Writ
 	return cfg, zerr
 }
 
-// compressLayer gzips r into w. flate writes its output a few hundred bytes
-// at a time, so the output is buffered: each of those would otherwise be a
-// write system call.
+// compressLayer gzips r into w, the blob writer, which buffers: flate
+// writes its output a few hundred bytes at a time.
 func compressLayer(r io.Reader, w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	gz, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
+	gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
 		return err
 	}
 	if _, err := io.CopyBuffer(gz, r, make([]byte, 1<<20)); err != nil {
 		return err
 	}
-	if err := gz.Close(); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return gz.Close()
 }
 
 // discardUnless deletes a staging directory whose plugin was not added, and

@@ -298,7 +298,7 @@ func TestCreateBadContextLeavesNothing(t *testing.T) {
 	wantDirs := pluginDirs(t, m)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := m.Create(ctx, CreateRequest{Name: "bad", Context: bytes.NewReader(tt.body)})
+			err := m.Create(ctx, CreateRequest{Name: "broken", Context: bytes.NewReader(tt.body)})
 			if err == nil {
 				t.Fatal("Create succeeded")
 			}
@@ -317,13 +317,13 @@ func TestCreateBadContextLeavesNothing(t *testing.T) {
 			if got := ingest(t, m); len(got) != 0 {
 				t.Errorf("ingest: %v", got)
 			}
-			if _, err := m.Inspect(ctx, "bad"); !errdefs.IsNotFound(err) {
+			if _, err := m.Inspect(ctx, "broken"); !errdefs.IsNotFound(err) {
 				t.Errorf("Inspect(bad) = %v, want NotFound", err)
 			}
 		})
 	}
 	// The failed creates released the name, and left the other plugin alone.
-	mustCreate(t, m, "bad", good)
+	mustCreate(t, m, "broken", good)
 	if p, err := m.Inspect(ctx, "existing"); err != nil || p != existing {
 		t.Errorf("existing plugin after failed creates: %v, %v", p, err)
 	}

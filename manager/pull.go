@@ -262,7 +262,9 @@ func (m *Manager) downloadAndApply(ctx context.Context, t distribution.Target, l
 		return err
 	}
 	defer rc.Close()
-	w, err := m.bs.Writer(ctx)
+	// rc verifies size and digest before it reports the end, so the copy
+	// stored is not hashed again: Commit below runs only after a clean end.
+	w, err := m.bs.VerifiedWriter(ctx)
 	if err != nil {
 		return err
 	}
@@ -303,11 +305,7 @@ func teeApply(ctx context.Context, r io.Reader, w io.Writer, gz bool, dir string
 		}
 		pr.CloseWithError(applyErr) // a failed extraction stops the download
 	})
-	bw := bufio.NewWriterSize(w, 1<<20)
-	_, copyErr := io.CopyBuffer(io.MultiWriter(bw, pw), r, make([]byte, 1<<20))
-	if copyErr == nil {
-		copyErr = bw.Flush()
-	}
+	_, copyErr := io.CopyBuffer(io.MultiWriter(w, pw), r, make([]byte, 1<<20))
 	pw.CloseWithError(copyErr) // nil: EOF for the extractor
 	wg.Wait()
 	if applyErr != nil && (copyErr == nil || errors.Is(copyErr, io.ErrClosedPipe) || errors.Is(copyErr, applyErr)) {

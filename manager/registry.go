@@ -15,6 +15,9 @@ import (
 // (*distribution.Client in production, a fake in unit tests).
 type Registry interface {
 	Resolve(ctx context.Context, t distribution.Target) (*distribution.Resolved, error)
+	// FetchBlob's reader must check the content against desc (size and
+	// digest) and return io.EOF only when it matched: downloads are stored
+	// without hashing them again (blobstore.VerifiedWriter).
 	FetchBlob(ctx context.Context, t distribution.Target, desc ocispec.Descriptor) (io.ReadCloser, error)
 	BlobExists(ctx context.Context, t distribution.Target, desc ocispec.Descriptor) (bool, error)
 	PushBlob(ctx context.Context, t distribution.Target, desc ocispec.Descriptor, r io.Reader) error
