@@ -46,14 +46,24 @@ func alignedBuf() []byte {
 }
 
 // Writer buffers writes to f and writes them with O_DIRECT when it can.
-// Finish must be called to write the last bytes; Release returns the
-// buffer. A Writer is not safe for concurrent use.
+// A direct write returns only once the device has the data, so a full
+// buffer is handed to a goroutine of the Writer's own and the caller goes
+// on filling a second one: the device and the caller work at the same
+// time. Finish must be called to write the last bytes; Release (also after
+// Finish) stops the goroutine and returns the buffers. A Writer is not safe
+// for concurrent use.
 type Writer struct {
 	f      *os.File
-	buf    []byte
+	buf    []byte // being filled
 	n      int
-	direct bool
+	direct bool // changed by the goroutine only while a write is in flight
 	err    error
+
+	// Started at the first full buffer: small files never need them.
+	work     chan []byte // buffers to write, to the goroutine
+	result   chan error  // one per buffer written
+	spare    []byte      // the other buffer, free when nothing is in flight
+	inflight bool
 }
 
 // NewWriter starts writing at f's current offset, which must be 0 or a
@@ -84,7 +94,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p = p[c:]
 		written += c
 		if w.n == len(w.buf) {
-			if err := w.flushFull(); err != nil {
+			if err := w.writeAsync(); err != nil {
 				return written, err
 			}
 		}
@@ -92,39 +102,73 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (w *Writer) flushFull() error {
-	_, err := w.f.Write(w.buf[:w.n])
+// writeAsync hands the full buffer to the goroutine, once the previous one
+// is written, and takes the other buffer.
+func (w *Writer) writeAsync() error {
+	if w.work == nil {
+		w.work, w.result = make(chan []byte), make(chan error, 1)
+		w.spare = bufPool.Get().([]byte)
+		go w.loop()
+	}
+	if err := w.wait(); err != nil {
+		return err
+	}
+	w.work <- w.buf[:w.n]
+	w.inflight = true
+	w.buf, w.spare = w.spare, w.buf
+	w.n = 0
+	return nil
+}
+
+// wait waits for the write in flight, if any.
+func (w *Writer) wait() error {
+	if !w.inflight {
+		return w.err
+	}
+	w.inflight = false
+	if err := <-w.result; err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+func (w *Writer) loop() {
+	for b := range w.work {
+		w.result <- w.write(b)
+	}
+}
+
+// write writes b whole. Some filesystems take the O_DIRECT flag and then
+// refuse the write: those get the write without it.
+func (w *Writer) write(b []byte) error {
+	_, err := w.f.Write(b)
 	if err != nil && w.direct && errors.Is(err, syscall.EINVAL) {
-		// Some filesystems accept the flag and refuse the write.
 		if err = setDirect(w.f, false); err == nil {
 			w.direct = false
-			_, err = w.f.Write(w.buf[:w.n])
+			_, err = w.f.Write(b)
 		}
 	}
-	w.n = 0
-	w.err = err
 	return err
 }
 
 // Finish writes what is buffered (the aligned part with O_DIRECT, the tail
-// without), leaves f in normal mode and releases the buffer. f stays open.
+// without), waits for every write, leaves f in normal mode and releases
+// the buffers. f stays open.
 func (w *Writer) Finish() error {
 	if w.buf == nil {
 		return w.err
 	}
 	defer w.Release()
-	if w.err != nil {
-		return w.err
+	if err := w.wait(); err != nil {
+		return err
 	}
-	aligned := w.n &^ (align - 1)
-	if w.direct && aligned > 0 {
-		tail := w.n - aligned
-		w.n = aligned
-		if err := w.flushFull(); err != nil {
+	b := w.buf[:w.n]
+	if aligned := len(b) &^ (align - 1); w.direct && aligned > 0 {
+		if err := w.write(b[:aligned]); err != nil {
+			w.err = err
 			return err
 		}
-		copy(w.buf, w.buf[aligned:aligned+tail])
-		w.n = tail
+		b = b[aligned:]
 	}
 	if w.direct {
 		if err := setDirect(w.f, false); err != nil {
@@ -133,21 +177,30 @@ func (w *Writer) Finish() error {
 		}
 		w.direct = false
 	}
-	if w.n > 0 {
-		if err := w.flushFull(); err != nil {
+	if len(b) > 0 {
+		if err := w.write(b); err != nil {
+			w.err = err
 			return err
 		}
 	}
 	return nil
 }
 
-// Release returns the buffer to the pool without writing it; a Writer
-// abandoned on an error path calls it. It is safe to call more than once.
+// Release waits for a write in flight, stops the goroutine and returns the
+// buffers to the pool without writing what is buffered; a Writer abandoned
+// on an error path calls it. It is safe to call more than once.
 func (w *Writer) Release() {
-	if w.buf != nil {
-		bufPool.Put(w.buf) //nolint:staticcheck // a slice header is fine here: the pool is package-private
-		w.buf = nil
+	if w.buf == nil {
+		return
 	}
+	if w.work != nil {
+		_ = w.wait() // the goroutine may still be reading a buffer
+		close(w.work)
+		bufPool.Put(w.spare) //nolint:staticcheck // a slice header is fine here: the pool is package-private
+		w.spare = nil
+	}
+	bufPool.Put(w.buf) //nolint:staticcheck // as above
+	w.buf = nil
 }
 
 // setDirect turns O_DIRECT on or off on f's descriptor.

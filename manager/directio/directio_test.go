@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var sizes = []int{0, 1, 511, 4095, 4096, 4097, bufSize - 1, bufSize, bufSize + 1, 3*bufSize + 12345}
@@ -144,4 +146,53 @@ func TestBufferAligned(t *testing.T) {
 			t.Fatalf("buffer at %#x is not %d-aligned", p, align)
 		}
 	}
+}
+
+// TestWriterGoroutine: the Writer's goroutine ends with Release, also when
+// the data is abandoned half-way, and Finish after a failed write reports
+// the failure.
+func TestWriterGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewWriter(f)
+	if _, err := w.Write(content(3*bufSize + 100)); err != nil {
+		t.Fatal(err)
+	}
+	w.Release()
+	w.Release() // twice is fine
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Error("Write after Release succeeded")
+	}
+	waitGoroutines(t, before)
+
+	// A write that fails (the file is read-only) surfaces, at Write or at
+	// Finish, and the goroutine still ends.
+	ro, err := os.Open(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	w = NewWriter(ro)
+	_, werr := w.Write(content(3 * bufSize))
+	ferr := w.Finish()
+	if werr == nil && ferr == nil {
+		t.Error("writing to a read-only file succeeded")
+	}
+	w.Release()
+	waitGoroutines(t, before)
+}
+
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	for range 100 {
+		if runtime.NumGoroutine() <= want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%d goroutines, want %d: the Writer's goroutine did not end", runtime.NumGoroutine(), want)
 }
