@@ -650,7 +650,7 @@ func TestRestartUnreadableRecord(t *testing.T) {
 	root := t.TempDir()
 	data := filepath.Join(root, "data")
 	d := startDaemon(t, root)
-	bad := wireCreate(t, d, "bad", minimalConfig)
+	bad := wireCreate(t, d, "torn", minimalConfig)
 	wireCreate(t, d, "good", volConfig("/tmp"))
 	victim := wireCreate(t, d, "victim", argsConfig)
 	b, err := os.ReadFile(filepath.Join(data, "plugins", victim, "config.json"))
@@ -671,7 +671,7 @@ func TestRestartUnreadableRecord(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &ps); err != nil || len(ps) != 2 || ps[0].Name != "good:latest" {
 		t.Errorf("list with a damaged record: %s", r)
 	}
-	wireWantError(t, wireRaw(t, d.sock, "GET", "/plugins/bad/json", nil, nil), 404, `plugin "bad" not found`)
+	wireWantError(t, wireRaw(t, d.sock, "GET", "/plugins/torn/json", nil, nil), 404, `plugin "torn" not found`)
 	// The good plugin keeps its blobs through the start-up GC and still
 	// works; the damaged one is left on disk for inspection.
 	var rec biRecord
@@ -708,7 +708,7 @@ func TestRestartUnreadableRecord(t *testing.T) {
 		t.Errorf("set on the good plugin: %s", r)
 	}
 	// The name of the unreadable plugin is free again.
-	if r := wireRaw(t, d.sock, "POST", "/plugins/create?name=bad", map[string]string{"Content-Type": "application/x-tar"}, biContext(t, minimalConfig)); r.Status != 204 {
-		t.Errorf("re-create bad: %s", r)
+	if r := wireRaw(t, d.sock, "POST", "/plugins/create?name=torn", map[string]string{"Content-Type": "application/x-tar"}, biContext(t, minimalConfig)); r.Status != 204 {
+		t.Errorf("re-create torn: %s", r)
 	}
 }

@@ -1,4 +1,4 @@
-// Package directio writes large files around the page cache.
+// Package directio writes and reads large files around the page cache.
 //
 // A plugin's layer blob and the big files of its rootfs are written once
 // and not read back soon (the blob only at push; a rootfs file when the
@@ -13,7 +13,8 @@
 // device's block size, so a Writer fills an aligned buffer, writes it whole,
 // and writes the unaligned tail at the end with O_DIRECT turned off. Where
 // the filesystem refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE and
-// network filesystems), the same Writer writes normally.
+// network filesystems), the same Writer writes normally. A Reader does the
+// same for a blob read once, to be pushed.
 package directio
 
 import (
@@ -26,7 +27,8 @@ import (
 )
 
 const (
-	// align is a multiple of every block size O_DIRECT may require.
+	// align is the largest logical block size of common devices; one that
+	// wants more refuses the first write (EINVAL) and gets buffered writes.
 	align = 4096
 	// bufSize is the size of each write: big enough to keep the device
 	// busy, small enough to pool.
