@@ -176,17 +176,19 @@ func (x *extractor) createFile(e entry, tee io.Writer) error {
 	fw := fileWriter{f: f, name: e.hdr.Name}
 	if e.hdr.Size >= directMinSize {
 		fw.dw = directio.NewWriter(f)
-		defer fw.dw.Release()
 	}
 	var w io.Writer = fw
 	if tee != nil {
 		w = io.MultiWriter(w, tee)
 	}
 	err = x.in.copyBody(w)
-	if err == nil && fw.dw != nil {
-		if ferr := fw.dw.Finish(); ferr != nil {
-			err = fsError(e.hdr.Name, ferr)
+	if fw.dw != nil {
+		if err == nil {
+			if ferr := fw.dw.Finish(); ferr != nil {
+				err = fsError(e.hdr.Name, ferr)
+			}
 		}
+		fw.dw.Release() // before Close: a write may still be in flight
 	}
 	if err == nil {
 		err = x.setFileMeta(f, e.hdr)
