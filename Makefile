@@ -38,7 +38,8 @@ vet:         ## go vet both modules
 	cd integration && $(GO) vet ./...
 
 lint: vet    ## golangci-lint (tools/go.mod) over both modules, gofmt check
-	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt needed"; exit 1; }
+	@# Not "tee /dev/stderr": tee opens it with O_TRUNC, which empties a log file that stderr is redirected to.
+	@out="$$(gofmt -l .)"; test -z "$$out" || { echo "$$out"; echo "gofmt needed"; exit 1; }
 	$(LINT) run ./...
 	cd integration && $(GO) tool -modfile=../tools/go.mod golangci-lint run ./...
 
