@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1236,4 +1237,58 @@ func TestFaultSharedDownloadFails(t *testing.T) {
 	if err := ftCompareRootfs(filepath.Join(d.root, "data"), layer); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestFaultDiskFull: an install and a create that fill the disk fail with
+// a message naming the cause, leave nothing behind (no plugin, no staging
+// directory, no ingest file, no blob), and succeed once there is room. The
+// data root is a 16 MiB tmpfs, grown by a remount; the plugin needs twice
+// 12 MiB (its rootfs and its layer blob).
+func TestFaultDiskFull(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size=16m"); err != nil {
+		t.Fatalf("mounting a small tmpfs as the data root (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(data, syscall.MNT_DETACH) })
+
+	reg := registrytest.New(t, registrytest.Options{})
+	layer := ftLayer(t, "ft full", 12<<20, gzip.NoCompression)
+	reg.PushPlugin(t, "ft/full:1.0", ftConfig("ft full", "CAP_SYS_ADMIN"), layer)
+	ctxDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(ctxDir, "rootfs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "config.json"), ftConfig("ft full create", "CAP_SYS_ADMIN"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "rootfs", "blob"), ftRandom("ft full create", 12<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	d := startDaemon(t, root)
+	remote := reg.Ref("ft/full:1.0")
+	privs := ftPrivileges(t, d.sock, remote)
+	const enospc = "no space left on device"
+	msg, _ := ftWantFailure(t, "install on a full disk", ftPull(t, d.sock, remote, "ft-full", privs))
+	t.Logf("install on a full disk: %s", msg)
+	if !strings.Contains(msg, enospc) {
+		t.Errorf("install on a full disk: %q, want it to say %q", msg, enospc)
+	}
+	ftCheckClean(t, d.sock, data)
+	if out, err := d.docker("plugin", "create", "ft-created", ctxDir); err == nil || !strings.Contains(out, enospc) {
+		t.Errorf("create on a full disk: %v\n%s\nwant a failure saying %q", err, out, enospc)
+	}
+	ftCheckClean(t, d.sock, data)
+
+	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT, "size=128m"); err != nil {
+		t.Fatal(err)
+	}
+	ftWantOK(t, "install once there is room", ftPull(t, d.sock, remote, "ft-full", privs))
+	d.mustDocker("plugin", "create", "ft-created", ctxDir)
+	ftCheckClean(t, d.sock, data, "ft-full:latest", "ft-created:latest")
 }

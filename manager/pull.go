@@ -273,11 +273,16 @@ func (m *Manager) downloadAndApply(ctx context.Context, t distribution.Target, l
 		progress.send(Progress{ID: id, Status: "Downloading", Detail: true, Current: cur, Total: tot})
 	}}
 	defer func() { m.pulled.Add(counted.n) }() // what crossed the network, even if the pull then failed
-	if err := teeApply(ctx, counted, w, gz, dir); err != nil {
+	stored := &errWriter{w: w}
+	if err := teeApply(ctx, counted, stored, gz, dir); err != nil {
 		// A transfer that broke mid-layer shows up as a truncated tar; say
-		// what really happened.
+		// what really happened. The same for a blob store that failed (a
+		// full disk): its error alone names only an ingest file.
 		if counted.err != nil {
 			return fmt.Errorf("downloading layer %s: %w", l.Digest, counted.err)
+		}
+		if stored.err != nil {
+			return fmt.Errorf("storing layer %s: %w", l.Digest, stored.err)
 		}
 		return err
 	}
@@ -330,6 +335,20 @@ func applyLayer(ctx context.Context, r io.Reader, gz bool, dir string) error {
 
 // countingReader reports bytes read at most every 100 ms, plus once at the
 // end.
+// errWriter remembers the first error of w.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
 type countingReader struct {
 	r      io.Reader
 	n      int64
