@@ -21,6 +21,7 @@ package distribution
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -116,7 +117,12 @@ type Client struct {
 
 	base          http.RoundTripper // used as is when baseTransport is nil
 	baseTransport *http.Transport   // template cloned per host for TLS settings
-	retryPolicy   retry.Policy
+	// baseTLS is a private copy of baseTransport's TLS settings, taken
+	// once: http.Transport.Clone sets up the template's own TLSClientConfig
+	// (HTTP/2 protocols) on first use, so reading that field while another
+	// goroutine clones the transport is a data race.
+	baseTLS     *tls.Config
+	retryPolicy retry.Policy
 
 	mu     sync.Mutex
 	hosts  map[string]*hostState // guarded by mu; keyed by lower-case host[:port]
@@ -169,9 +175,12 @@ func New(opts Options) (*Client, error) {
 	case nil:
 		c.baseTransport = http.DefaultTransport.(*http.Transport).Clone()
 	case *http.Transport:
-		c.baseTransport = t
+		c.baseTransport = t.Clone() // the caller may go on using t
 	default:
 		c.base = t
+	}
+	if c.baseTransport != nil {
+		c.baseTLS = c.baseTransport.TLSClientConfig.Clone() // nil stays nil
 	}
 	return c, nil
 }

@@ -162,8 +162,8 @@ func (c *Client) hostCertsDir(hostport string) (string, bool) {
 // same base name and the reverse), and the insecure-registry list.
 func (c *Client) tlsConfig(hostport, dir string, haveDir bool) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.baseTransport.TLSClientConfig != nil {
-		cfg = c.baseTransport.TLSClientConfig.Clone()
+	if c.baseTLS != nil {
+		cfg = c.baseTLS.Clone()
 		if cfg.MinVersion == 0 {
 			cfg.MinVersion = tls.VersionTLS12
 		}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -402,5 +403,30 @@ func TestDockerHubHost(t *testing.T) {
 	_, err := c.Resolve(t.Context(), target(t, "nosuch:1.0"))
 	if !errdefs.IsNotFound(err) || err.Error() != "docker.io/library/nosuch:1.0: not found" {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestTransportForConcurrent: the first requests to several hosts at once
+// build their transports at once. Cloning the template sets up its TLS
+// settings on first use, so reading them meanwhile was a data race (seen
+// under -race in TestConcurrentInstall on a loaded machine).
+func TestTransportForConcurrent(t *testing.T) {
+	for range 50 { // each round a new client: the set-up happens once per template
+		base := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13}, ForceAttemptHTTP2: true}
+		c := newTestClient(t, Options{Transport: base, CertsDir: t.TempDir()})
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				rt, err := c.transportFor(fmt.Sprintf("registry%d.test:443", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if tr, ok := rt.(*http.Transport); !ok || tr.TLSClientConfig == nil || tr.TLSClientConfig.MinVersion != tls.VersionTLS13 {
+					t.Errorf("transport for host %d does not carry the base TLS settings: %#v", i, rt)
+				}
+			})
+		}
+		wg.Wait()
 	}
 }
