@@ -9,7 +9,7 @@ LINT      := $(GO) tool -modfile=tools/go.mod golangci-lint
 RUNFLAGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test unit integration bench lint vet fmt fuzz conformance interop tidy demo
+.PHONY: help build run test unit integration bench lint vet fmt fuzz conformance interop tidy demo systemd-verify
 
 help:        ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,15 @@ lint: vet    ## golangci-lint (tools/go.mod) over both modules, gofmt check
 	@out="$$(gofmt -l .)"; test -z "$$out" || { echo "$$out"; echo "gofmt needed"; exit 1; }
 	$(LINT) run ./...
 	cd integration && $(GO) tool -modfile=../tools/go.mod golangci-lint run ./...
+	$(MAKE) --no-print-directory systemd-verify
+
+systemd-verify: build ## systemd-analyze verify the unit in contrib/, warnings count as errors (bin/pluginsd stands in for /usr/local/bin/pluginsd)
+	@command -v systemd-analyze >/dev/null || { echo "systemd-analyze not found: apt-get install systemd"; exit 1; }
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	  sed 's#/usr/local/bin/pluginsd#$(CURDIR)/bin/pluginsd#' contrib/systemd/pluginsd.service >"$$d/pluginsd.service" && \
+	  out=$$(systemd-analyze verify "$$d/pluginsd.service" 2>&1) && test -z "$$out" || \
+	  { echo "$$out"; echo "systemd-verify: contrib/systemd/pluginsd.service has errors or warnings"; exit 1; }; \
+	  echo "systemd-verify: contrib/systemd/pluginsd.service OK"
 
 fmt:         ## gofmt both modules
 	gofmt -w .
