@@ -48,40 +48,13 @@ func (a *API) eventStream(c echo.Context) error {
 	if a.events == nil {
 		return errdefs.ErrNotImplemented.WithMessage("events are not available")
 	}
-	since, err := eventTime("since", c.QueryParam("since"))
+	q, err := parseEventQuery(c)
 	if err != nil {
 		return err
 	}
-	until, err := eventTime("until", c.QueryParam("until"))
-	if err != nil {
-		return err
-	}
-	if !until.IsZero() && until.Before(since) {
-		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("`since` time (%s) cannot be after `until` time (%s)",
-			c.QueryParam("since"), c.QueryParam("until")))
-	}
-	f, err := compat.ParseFilters(c.QueryParam("filters"))
-	if err != nil {
-		return err
-	}
-	if err := f.Validate(eventFilterKeys...); err != nil {
-		return err
-	}
-
 	ctx := c.Request().Context()
-	var deadline <-chan time.Time
-	onlyPast := false
-	if !until.IsZero() {
-		if d := time.Until(until); d > 0 {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			deadline = t.C
-		} else {
-			onlyPast = true
-		}
-	}
-	past, sub := a.events.Subscribe(ctx, manager.EventQuery{Since: since, Until: until, Match: eventMatcher(f)})
-	defer sub.Close()
+	feed := a.openEventFeed(ctx, q)
+	defer feed.close()
 
 	resp := c.Response()
 	// The stream lasts as long as the client wants: no write deadline.
@@ -90,35 +63,102 @@ func (a *API) eventStream(c echo.Context) error {
 	resp.WriteHeader(http.StatusOK)
 	// json.Encoder escapes HTML and ends each value with "\n", as dockerd's.
 	enc := json.NewEncoder(resp)
-	for _, ev := range past {
+	for _, ev := range feed.past {
 		if err := enc.Encode(eventMessage(ev)); err != nil {
 			return nil // the client went away; nothing more to say
 		}
 	}
 	resp.Flush()
-	if onlyPast {
+	if feed.onlyPast {
 		return nil
 	}
 	for {
 		select {
-		case ev, ok := <-sub.Events():
+		case ev, ok := <-feed.sub.Events():
 			if !ok {
-				// Dropped (too slow) or shutting down: ending the stream
-				// tells the client; it may reconnect with since=.
-				if err := sub.Err(); errors.Is(err, manager.ErrSlowSubscriber) {
-					logrus.WithError(err).Warn("ending an events stream")
-				}
+				feed.logEnd()
 				return nil
 			}
 			if err := enc.Encode(eventMessage(ev)); err != nil {
 				return nil
 			}
 			resp.Flush()
-		case <-deadline:
+		case <-feed.deadline:
 			return nil
 		case <-ctx.Done():
 			return nil
 		}
+	}
+}
+
+// eventQuery is a parsed GET /events request.
+type eventQuery struct {
+	since, until time.Time
+	filters      compat.Filters
+}
+
+// parseEventQuery reads since, until and filters, refusing what dockerd
+// refuses and filter keys pluginsd does not serve.
+func parseEventQuery(c echo.Context) (eventQuery, error) {
+	since, err := eventTime("since", c.QueryParam("since"))
+	if err != nil {
+		return eventQuery{}, err
+	}
+	until, err := eventTime("until", c.QueryParam("until"))
+	if err != nil {
+		return eventQuery{}, err
+	}
+	if !until.IsZero() && until.Before(since) {
+		return eventQuery{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("`since` time (%s) cannot be after `until` time (%s)",
+			c.QueryParam("since"), c.QueryParam("until")))
+	}
+	f, err := compat.ParseFilters(c.QueryParam("filters"))
+	if err != nil {
+		return eventQuery{}, err
+	}
+	if err := f.Validate(eventFilterKeys...); err != nil {
+		return eventQuery{}, err
+	}
+	return eventQuery{since: since, until: until, filters: f}, nil
+}
+
+// eventFeed is pluginsd's side of one events stream: the kept events that
+// match, the subscription for new ones, and when to stop.
+type eventFeed struct {
+	past     []manager.Event
+	sub      *manager.Subscription
+	deadline <-chan time.Time // fires at until; nil without one
+	onlyPast bool             // until has passed: the past is all there is
+	timer    *time.Timer
+}
+
+func (a *API) openEventFeed(ctx context.Context, q eventQuery) *eventFeed {
+	f := &eventFeed{}
+	if !q.until.IsZero() {
+		if d := time.Until(q.until); d > 0 {
+			f.timer = time.NewTimer(d)
+			f.deadline = f.timer.C
+		} else {
+			f.onlyPast = true
+		}
+	}
+	f.past, f.sub = a.events.Subscribe(ctx, manager.EventQuery{Since: q.since, Until: q.until, Match: eventMatcher(q.filters)})
+	return f
+}
+
+func (f *eventFeed) close() {
+	f.sub.Close()
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+}
+
+// logEnd records why the subscription ended, when it is worth a warning:
+// dropped as too slow (shutting down is not). Ending the stream tells the
+// client; it may reconnect with since=.
+func (f *eventFeed) logEnd() {
+	if err := f.sub.Err(); errors.Is(err, manager.ErrSlowSubscriber) {
+		logrus.WithError(err).Warn("ending an events stream")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -574,6 +575,28 @@ func TestUpstreamStreamsAndHijack(t *testing.T) {
 			t.Errorf("plugin events were asked of the engine: %s", r)
 		}
 	}
+	pcancel()
+
+	// ...and without filters, one stream with both: the engine's event,
+	// then a plugin event.
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	msgs, errs = c.Events(actx, events.ListOptions{})
+	for _, want := range []string{"container start", "plugin remove"} {
+		if want == "plugin remove" {
+			d.mustDocker("plugin", "rm", "evplug")
+		}
+		select {
+		case m := <-msgs:
+			if got := string(m.Type) + " " + string(m.Action); got != want {
+				t.Errorf("merged stream: %q (%+v), want %q", got, m, want)
+			}
+		case err := <-errs:
+			t.Fatal(err)
+		case <-ctx.Done():
+			t.Fatalf("merged stream: no %q", want)
+		}
+	}
 }
 
 // TestUpstreamEngineDown: without its engine, pluginsd still serves the
@@ -718,7 +741,10 @@ func podmanEngine(t *testing.T, volumePlugins map[string]string) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	// File locks live under --tmpdir; the default (shm) is one segment,
 	// /dev/shm/libpod_lock, shared by every Podman on the host.
-	conf := "[engine]\nlock_type = \"file\"\n\n[engine.volume_plugins]\n"
+	// Events go to a file of the test's: the default logger is journald,
+	// which a machine without systemd running does not have.
+	conf := fmt.Sprintf("[engine]\nlock_type = \"file\"\nevents_logger = \"file\"\nevents_logfile_path = %q\n\n[engine.volume_plugins]\n",
+		filepath.Join(dir, "events.log"))
 	for name, sock := range volumePlugins {
 		conf += fmt.Sprintf("%q = %q\n", name, sock)
 	}
@@ -799,6 +825,7 @@ func TestUpstreamPodman(t *testing.T) {
 	}
 
 	data := t.TempDir()
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
 	d.mustDocker("plugin", "create", "pmvol", pluginDir(t, volConfig(data)))
 	d.mustDocker("plugin", "enable", "pmvol")
 	if out := d.mustDocker("volume", "create", "-d", "pmvol", "pv1"); out != "pv1" {
@@ -814,6 +841,10 @@ func TestUpstreamPodman(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "pv1")); !os.IsNotExist(err) {
 		t.Errorf("Podman did not remove the volume through the plugin: %v", err)
 	}
+
+	// docker events: Podman's volume events and pluginsd's plugin events in
+	// one stream, through one DOCKER_HOST.
+	dockerEventsSeen(t, d, since, "plugin create pmvol:latest", "plugin enable pmvol", "volume create pv1", "volume remove pv1")
 
 	// docker import (a streamed request body) and docker run -i (attach,
 	// hijacked with Upgrade: tcp), with a static program as the image.
@@ -880,4 +911,36 @@ func podmanUnavailable(t *testing.T, why string) {
 		t.Fatal(why)
 	}
 	t.Skip(why)
+}
+
+// dockerEventsSeen runs `docker events --since SINCE` (which streams until
+// stopped) and waits until each of want ("TYPE ACTION NAME") has been
+// printed, in any order.
+func dockerEventsSeen(t *testing.T, d *daemon, since string, want ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dockerBin, "events", "--since", since, "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host(), "DOCKER_CONFIG="+filepath.Join(os.TempDir(), "pluginsd-test-docker-config"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	missing := map[string]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	var seen []string
+	sc := bufio.NewScanner(out)
+	for len(missing) > 0 && sc.Scan() {
+		seen = append(seen, sc.Text())
+		delete(missing, sc.Text())
+	}
+	if len(missing) > 0 {
+		t.Errorf("docker events did not show %v; it showed:\n%s", slices.Sorted(maps.Keys(missing)), strings.Join(seen, "\n"))
+	}
 }

@@ -61,7 +61,7 @@ func New(cfg Config, b handlers.Backend) *Server {
 	api := handlers.New(b, cfg.Info, apiOptions(cfg)...)
 	api.Register(e, routeMiddleware(cfg)...)
 	if cfg.Upstream != nil {
-		e.Pre(upstreamDispatch(cfg, b))
+		e.Pre(upstreamDispatch(cfg, api, b))
 	}
 	s := &Server{e: e}
 	s.http = &http.Server{

@@ -26,6 +26,8 @@ import (
 //   - the plugin routes (/plugins, /plugins/...; unknown ones get our 404)
 //     and GET /events asking only for plugin events: pluginsd, as without
 //     an upstream;
+//   - GET /events asking for plugin events and others: one stream merged
+//     from the engine's and pluginsd's (handlers.MergedEvents);
 //   - /_ping, /version and /info: pluginsd, from the engine's answer
 //     (version range narrowed to what both serve; pluginsd's component and
 //     plugins added);
@@ -40,7 +42,7 @@ import (
 const maxEngineAnswer = 4 << 20
 
 // upstreamDispatch is the Pre middleware described above.
-func upstreamDispatch(cfg Config, b handlers.Backend) echo.MiddlewareFunc {
+func upstreamDispatch(cfg Config, api *handlers.API, b handlers.Backend) echo.MiddlewareFunc {
 	p := cfg.Upstream
 	routed := func(h echo.HandlerFunc) echo.HandlerFunc { return chain(h, routeMiddleware(cfg)...) }
 	var authz []echo.MiddlewareFunc
@@ -48,6 +50,9 @@ func upstreamDispatch(cfg Config, b handlers.Backend) echo.MiddlewareFunc {
 		authz = append(authz, cfg.Authorization)
 	}
 	proxied := chain(proxyHandler(p), authz...)
+	// The merged stream is the engine's answer with plugin events added:
+	// like a proxied request, it carries the engine's headers, not ours.
+	merged := chain(api.MergedEvents(p), authz...)
 	ping := routed(pingHandler(p))
 	version := routed(versionHandler(p, cfg.Info))
 	info := routed(infoHandler(p, b))
@@ -62,8 +67,11 @@ func upstreamDispatch(cfg Config, b handlers.Backend) echo.MiddlewareFunc {
 			case "info":
 				return info(c)
 			case "events":
-				if pluginEventsOnly(c.QueryParam("filters")) {
+				switch f := c.QueryParam("filters"); {
+				case pluginEventsOnly(f):
 					return next(c)
+				case cfg.Events != nil && r.Method == http.MethodGet && eventsMergeable(f):
+					return merged(c)
 				}
 				return proxied(c)
 			case "":
@@ -109,6 +117,26 @@ func pluginEventsOnly(raw string) bool {
 		}
 	}
 	return true
+}
+
+// mergeableEventKeys are the filters under which a stream of the engine's
+// events also carries plugin events (dockerd's semantics): any other key
+// (container, image, label, daemon...) names something plugin events do
+// not have, so it selects none of them.
+var mergeableEventKeys = []string{"event", "plugin", "scope", "type"}
+
+// eventsMergeable reports whether GET /events filters (not plugin-only:
+// see pluginEventsOnly) select plugin events as well as the engine's: no
+// type filter or one that includes plugin, and no key outside
+// mergeableEventKeys. Those streams are merged; the rest are the engine's
+// alone.
+func eventsMergeable(raw string) bool {
+	f, err := compat.ParseFilters(raw)
+	if err != nil || f.Validate(mergeableEventKeys...) != nil {
+		return false
+	}
+	types := f.Values("type")
+	return len(types) == 0 || slices.Contains(types, "plugin")
 }
 
 // upstreamError turns a failure to reach the engine into the 502 the

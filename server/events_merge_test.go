@@ -1,0 +1,260 @@
+package server
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pluginsd/pluginsd/handlers"
+	"github.com/pluginsd/pluginsd/manager"
+)
+
+// eventEngine is an engine whose GET /events the test drives: it answers
+// status (200 unless set), then writes what is sent on lines until that is
+// closed (the engine ends its stream) or the client leaves.
+type eventEngine struct {
+	sock   string
+	status int
+	lines  chan string
+	mu     sync.Mutex
+	seen   []string
+}
+
+func newEventEngine(t *testing.T, status int) *eventEngine {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ee")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e := &eventEngine{sock: filepath.Join(dir, "e.sock"), status: status, lines: make(chan string)}
+	l, err := net.Listen("unix", e.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(e.serve))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return e
+}
+
+func (e *eventEngine) serve(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	e.seen = append(e.seen, r.Method+" "+r.RequestURI)
+	e.mu.Unlock()
+	w.Header().Set("Api-Version", "1.41")
+	w.Header().Set("Server", "Libpod/4.3.1 (linux)")
+	w.Header().Set("Content-Type", "application/json")
+	if e.status != http.StatusOK {
+		w.WriteHeader(e.status)
+		_, _ = io.WriteString(w, `{"cause":"bad","message":"engine says no","response":400}`+"\n")
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	for {
+		select {
+		case l, ok := <-e.lines:
+			if !ok {
+				return
+			}
+			_, _ = io.WriteString(w, l)
+			w.(http.Flusher).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (e *eventEngine) taken() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.seen
+	e.seen = nil
+	return s
+}
+
+// mergedServer is pluginsd in front of e, with the event bus of
+// eventsServer (a create, an enable and a remove at evAt(1..3)).
+func mergedServer(t *testing.T, e *eventEngine) (*manager.EventBus, http.Handler) {
+	t.Helper()
+	bus := manager.NewEventBus(manager.EventBusConfig{})
+	bus.Publish(manager.Event{Action: "create", ID: evID, Name: "vol:latest", Time: evAt(1)})
+	bus.Publish(manager.Event{Action: "enable", ID: evID, Name: "vol", Time: evAt(2)})
+	bus.Publish(manager.Event{Action: "remove", ID: evID, Name: "c02157", Time: evAt(3)})
+	t.Cleanup(bus.Close)
+	s := New(Config{Info: handlers.Info{Version: "0.0.0-test"}, Events: bus, Upstream: upstreamTo(t, e.sock)}, &fakeBackend{})
+	return bus, s.Handler()
+}
+
+const engineStart = `{"Type":"container","Action":"start","Actor":{"ID":"c0ffee"},"scope":"local","time":1700000005}`
+
+// Without a type filter, or with one that includes plugin, a stream in
+// front of an engine carries both: the engine's lines whole and pluginsd's
+// plugin events, replayed and live, the engine's headers, and the engine
+// asked exactly what the client asked.
+func TestMergedEventsStream(t *testing.T) {
+	for _, filters := range []string{"", `{"type":["container","plugin"]}`, `{"event":{"start":true,"enable":true,"disable":true}}`} {
+		t.Run(filters, func(t *testing.T) {
+			e := newEventEngine(t, http.StatusOK)
+			bus, h := mergedServer(t, e)
+			target := eventsQuery(unixArg(evAt(2)), "", filters)
+			lines, status, header, cancel := streamEvents(t, h, target)
+			if status != http.StatusOK || header.Get("Content-Type") != "application/json" || header.Get("Server") != "Libpod/4.3.1 (linux)" {
+				t.Fatalf("response %d %v", status, header)
+			}
+			// pluginsd's replay (since= evAt(2)): the enable, and the remove
+			// unless the filter is on events.
+			if l, _ := nextLine(t, lines); l != wireEvent("enable", evID, "vol", evAt(2)) {
+				t.Errorf("replayed %s", l)
+			}
+			if filters == "" || strings.Contains(filters, "type") {
+				if l, _ := nextLine(t, lines); l != wireEvent("remove", evID, "c02157", evAt(3)) {
+					t.Errorf("replayed %s", l)
+				}
+			}
+			waitSubscribers(t, bus, 1)
+			// The engine's line arrives in two writes: it reaches the client whole.
+			e.lines <- engineStart[:20]
+			e.lines <- engineStart[20:] + "\n"
+			if l, _ := nextLine(t, lines); l != engineStart {
+				t.Errorf("engine line %s", l)
+			}
+			now := time.Now()
+			bus.Publish(manager.Event{Action: "disable", ID: evID, Name: "vol", Time: now})
+			if l, _ := nextLine(t, lines); l != wireEvent("disable", evID, "vol", now) {
+				t.Errorf("live plugin event %s", l)
+			}
+			e.lines <- engineStart + "\n"
+			if l, _ := nextLine(t, lines); l != engineStart {
+				t.Errorf("engine line %s", l)
+			}
+			if diff := cmp.Diff([]string{"GET " + target}, e.taken()); diff != "" {
+				t.Errorf("engine asked (-want +got):\n%s", diff)
+			}
+			cancel()
+			waitSubscribers(t, bus, 0)
+		})
+	}
+}
+
+// Filters that select no plugin events stay the engine's alone, and so do
+// streams when the engine refuses: its status and message reach the client.
+func TestMergedEventsNotMerged(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	bus, h := mergedServer(t, e)
+	for _, filters := range []string{`{"type":["container"]}`, `{"container":["c0ffee"]}`, `{"type":["plugin","container"],"label":["a=b"]}`} {
+		lines, status, _, cancel := streamEvents(t, h, eventsQuery("", "", filters))
+		if status != http.StatusOK {
+			t.Fatalf("%s: status %d", filters, status)
+		}
+		e.lines <- engineStart + "\n"
+		if l, _ := nextLine(t, lines); l != engineStart {
+			t.Errorf("%s: engine line %s", filters, l)
+		}
+		if n := bus.Subscribers(); n != 0 {
+			t.Errorf("%s: %d subscribers to plugin events", filters, n)
+		}
+		cancel()
+	}
+
+	refusing := newEventEngine(t, http.StatusBadRequest)
+	bus, h = mergedServer(t, refusing)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + eventsQuery("", "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "engine says no") {
+		t.Errorf("refused stream: %d %s", res.StatusCode, body)
+	}
+	if n := bus.Subscribers(); n != 0 {
+		t.Errorf("%d subscribers after a refused stream", n)
+	}
+}
+
+// With until in the past, both replays and then the end, once the engine
+// has ended its side; without until, the engine ending its side (it went
+// away) ends the stream.
+func TestMergedEventsEnd(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	_, h := mergedServer(t, e)
+	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(evAt(3)), unixArg(evAt(4)), ""))
+	if l, _ := nextLine(t, lines); l != wireEvent("remove", evID, "c02157", evAt(3)) {
+		t.Errorf("replayed %s", l)
+	}
+	e.lines <- engineStart + "\n"
+	if l, _ := nextLine(t, lines); l != engineStart {
+		t.Errorf("engine line %s", l)
+	}
+	e.lines <- engineStart // no newline: the engine's last line is relayed as it is
+	close(e.lines)
+	if l, _ := nextLine(t, lines); l != engineStart {
+		t.Errorf("engine's last line %s", l)
+	}
+	if l, ok := nextLine(t, lines); ok {
+		t.Errorf("line after both ended: %s", l)
+	}
+
+	e = newEventEngine(t, http.StatusOK)
+	bus, h := mergedServer(t, e)
+	lines, _, _, _ = streamEvents(t, h, eventsQuery(unixArg(time.Now()), "", ""))
+	waitSubscribers(t, bus, 1)
+	close(e.lines)
+	if l, ok := nextLine(t, lines); ok {
+		t.Errorf("line after the engine ended: %s", l)
+	}
+	waitSubscribers(t, bus, 0)
+}
+
+// With until in the future, pluginsd's side runs to until even after the
+// engine has ended its own.
+func TestMergedEventsUntilFuture(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	bus, h := mergedServer(t, e)
+	until := time.Now().Add(time.Second)
+	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(time.Now()), unixArg(until), ""))
+	waitSubscribers(t, bus, 1)
+	close(e.lines)
+	bus.Publish(manager.Event{Action: "enable", ID: evID, Name: "vol"})
+	if l, _ := nextLine(t, lines); !strings.Contains(l, `"Action":"enable"`) {
+		t.Errorf("live line %s", l)
+	}
+	if l, ok := nextLine(t, lines); ok {
+		t.Errorf("line after until: %s", l)
+	}
+	if time.Now().Before(until) {
+		t.Error("stream ended before until")
+	}
+	waitSubscribers(t, bus, 0)
+}
+
+// A line longer than the limit from the engine ends the stream rather than
+// buffering without bound.
+func TestMergedEventsLongLine(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	bus, h := mergedServer(t, e)
+	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(time.Now()), "", ""))
+	waitSubscribers(t, bus, 1)
+	go func() { e.lines <- strings.Repeat("x", 2<<20) }()
+	// The handler ends (and unsubscribes) on its own; relaying the line
+	// would keep the stream open.
+	waitSubscribers(t, bus, 0)
+	if l, ok := nextLine(t, lines); ok {
+		t.Errorf("line relayed: %.40s... (%d bytes)", l, len(l))
+	}
+}
