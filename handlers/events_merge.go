@@ -99,13 +99,14 @@ func (a *API) MergedEvents(engine EngineEvents) echo.HandlerFunc {
 		resp.Flush()
 
 		ours := feed.sub.Events()
-		if feed.onlyPast {
-			ours = nil
-		}
 		deadline := feed.deadline
 		grace := time.NewTimer(untilGrace)
-		grace.Stop() // armed when pluginsd's side reaches until
 		defer grace.Stop()
+		if feed.onlyPast {
+			ours = nil // until has passed: pluginsd's side is done, grace runs
+		} else {
+			grace.Stop() // armed when pluginsd's side reaches until
+		}
 		for {
 			select {
 			case ev, ok := <-ours:

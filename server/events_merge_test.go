@@ -152,9 +152,11 @@ func TestMergedEventsStream(t *testing.T) {
 // Filters that select no plugin events stay the engine's alone, and so do
 // streams when the engine refuses: its status and message reach the client.
 func TestMergedEventsNotMerged(t *testing.T) {
-	e := newEventEngine(t, http.StatusOK)
-	bus, h := mergedServer(t, e)
 	for _, filters := range []string{`{"type":["container"]}`, `{"container":["c0ffee"]}`, `{"type":["plugin","container"],"label":["a=b"]}`} {
+		// An engine for each stream: the last one's handler may still be
+		// waiting for a line when the next stream starts.
+		e := newEventEngine(t, http.StatusOK)
+		bus, h := mergedServer(t, e)
 		lines, status, _, cancel := streamEvents(t, h, eventsQuery("", "", filters))
 		if status != http.StatusOK {
 			t.Fatalf("%s: status %d", filters, status)
@@ -170,7 +172,7 @@ func TestMergedEventsNotMerged(t *testing.T) {
 	}
 
 	refusing := newEventEngine(t, http.StatusBadRequest)
-	bus, h = mergedServer(t, refusing)
+	bus, h := mergedServer(t, refusing)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	res, err := http.Get(srv.URL + eventsQuery("", "", ""))
@@ -257,4 +259,25 @@ func TestMergedEventsLongLine(t *testing.T) {
 	if l, ok := nextLine(t, lines); ok {
 		t.Errorf("line relayed: %.40s... (%d bytes)", l, len(l))
 	}
+}
+
+// An engine that ignores until and streams on is cut off a grace period
+// after until, rather than holding the stream open for ever.
+func TestMergedEventsEngineIgnoresUntil(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	bus, h := mergedServer(t, e)
+	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(evAt(3)), unixArg(evAt(4)), ""))
+	if l, _ := nextLine(t, lines); l != wireEvent("remove", evID, "c02157", evAt(3)) {
+		t.Errorf("replayed %s", l)
+	}
+	e.lines <- engineStart + "\n"
+	if l, _ := nextLine(t, lines); l != engineStart {
+		t.Errorf("engine line %s", l)
+	}
+	// The engine keeps its stream open; the handler must end on its own
+	// (nextLine gives up after 10 s, the grace is 5 s).
+	if l, ok := nextLine(t, lines); ok {
+		t.Errorf("line after until: %s", l)
+	}
+	waitSubscribers(t, bus, 0)
 }
