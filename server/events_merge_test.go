@@ -116,30 +116,20 @@ func TestMergedEventsStream(t *testing.T) {
 			}
 			// pluginsd's replay (since= evAt(2)): the enable, and the remove
 			// unless the filter is on events.
-			if l, _ := nextLine(t, lines); l != wireEvent("enable", evID, "vol", evAt(2)) {
-				t.Errorf("replayed %s", l)
-			}
+			wantLine(t, lines, "replayed", wireEvent("enable", evID, "vol", evAt(2)))
 			if filters == "" || strings.Contains(filters, "type") {
-				if l, _ := nextLine(t, lines); l != wireEvent("remove", evID, "c02157", evAt(3)) {
-					t.Errorf("replayed %s", l)
-				}
+				wantLine(t, lines, "replayed", wireEvent("remove", evID, "c02157", evAt(3)))
 			}
 			waitSubscribers(t, bus, 1)
 			// The engine's line arrives in two writes: it reaches the client whole.
 			e.lines <- engineStart[:20]
 			e.lines <- engineStart[20:] + "\n"
-			if l, _ := nextLine(t, lines); l != engineStart {
-				t.Errorf("engine line %s", l)
-			}
+			wantLine(t, lines, "engine line", engineStart)
 			now := time.Now()
 			bus.Publish(manager.Event{Action: "disable", ID: evID, Name: "vol", Time: now})
-			if l, _ := nextLine(t, lines); l != wireEvent("disable", evID, "vol", now) {
-				t.Errorf("live plugin event %s", l)
-			}
+			wantLine(t, lines, "live plugin event", wireEvent("disable", evID, "vol", now))
 			e.lines <- engineStart + "\n"
-			if l, _ := nextLine(t, lines); l != engineStart {
-				t.Errorf("engine line %s", l)
-			}
+			wantLine(t, lines, "engine line", engineStart)
 			if diff := cmp.Diff([]string{"GET " + target}, e.taken()); diff != "" {
 				t.Errorf("engine asked (-want +got):\n%s", diff)
 			}
@@ -196,18 +186,12 @@ func TestMergedEventsEnd(t *testing.T) {
 	e := newEventEngine(t, http.StatusOK)
 	_, h := mergedServer(t, e)
 	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(evAt(3)), unixArg(evAt(4)), ""))
-	if l, _ := nextLine(t, lines); l != wireEvent("remove", evID, "c02157", evAt(3)) {
-		t.Errorf("replayed %s", l)
-	}
+	wantLine(t, lines, "replayed", wireEvent("remove", evID, "c02157", evAt(3)))
 	e.lines <- engineStart + "\n"
-	if l, _ := nextLine(t, lines); l != engineStart {
-		t.Errorf("engine line %s", l)
-	}
+	wantLine(t, lines, "engine line", engineStart)
 	e.lines <- engineStart // no newline: the engine's last line is relayed as it is
 	close(e.lines)
-	if l, _ := nextLine(t, lines); l != engineStart {
-		t.Errorf("engine's last line %s", l)
-	}
+	wantLine(t, lines, "engine's last line", engineStart)
 	if l, ok := nextLine(t, lines); ok {
 		t.Errorf("line after both ended: %s", l)
 	}
@@ -267,17 +251,21 @@ func TestMergedEventsEngineIgnoresUntil(t *testing.T) {
 	e := newEventEngine(t, http.StatusOK)
 	bus, h := mergedServer(t, e)
 	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(evAt(3)), unixArg(evAt(4)), ""))
-	if l, _ := nextLine(t, lines); l != wireEvent("remove", evID, "c02157", evAt(3)) {
-		t.Errorf("replayed %s", l)
-	}
+	wantLine(t, lines, "replayed", wireEvent("remove", evID, "c02157", evAt(3)))
 	e.lines <- engineStart + "\n"
-	if l, _ := nextLine(t, lines); l != engineStart {
-		t.Errorf("engine line %s", l)
-	}
+	wantLine(t, lines, "engine line", engineStart)
 	// The engine keeps its stream open; the handler must end on its own
 	// (nextLine gives up after 10 s, the grace is 5 s).
 	if l, ok := nextLine(t, lines); ok {
 		t.Errorf("line after until: %s", l)
 	}
 	waitSubscribers(t, bus, 0)
+}
+
+// wantLine checks that the next line of the stream is want.
+func wantLine(t *testing.T, lines <-chan string, what, want string) {
+	t.Helper()
+	if l, _ := nextLine(t, lines); l != want {
+		t.Errorf("%s:\n got %s\nwant %s", what, l, want)
+	}
 }
