@@ -69,13 +69,17 @@ func NewEventBus(cfg EventBusConfig) *EventBus {
 
 // EventQuery selects events. Zero values select everything.
 type EventQuery struct {
-	// Since and Until bound the events' Time, both inclusive.
+	// Since and Until bound the Time of the kept events replayed, both
+	// inclusive. They do not hold back live events, as in dockerd (checked
+	// on the wire): a since= in the future still streams what happens now,
+	// and the caller ends the stream at until.
 	Since, Until time.Time
 	// Match, when set, keeps the events it returns true for. It is called
 	// with the bus locked: it must be quick and must not use the bus.
 	Match func(Event) bool
 }
 
+// matches selects a kept event for a replay.
 func (q EventQuery) matches(ev Event) bool {
 	if !q.Since.IsZero() && ev.Time.Before(q.Since) {
 		return false
@@ -83,8 +87,11 @@ func (q EventQuery) matches(ev Event) bool {
 	if !q.Until.IsZero() && ev.Time.After(q.Until) {
 		return false
 	}
-	return q.Match == nil || q.Match(ev)
+	return q.live(ev)
 }
+
+// live selects a newly published event.
+func (q EventQuery) live(ev Event) bool { return q.Match == nil || q.Match(ev) }
 
 // Publish records ev and sends it to every subscriber it matches. ev.Time
 // is set to now when zero; ev.Attributes is copied. Events are immutable
@@ -102,7 +109,7 @@ func (b *EventBus) Publish(ev Event) {
 		b.next, b.full = 0, true
 	}
 	for s := range b.subs {
-		if !s.q.matches(ev) {
+		if !s.q.live(ev) {
 			continue
 		}
 		select {

@@ -245,3 +245,15 @@ func TestEventsBusClosed(t *testing.T) {
 		t.Errorf("line after Close: %s", l)
 	}
 }
+
+// A since in the future replays nothing but does not hold back what
+// happens now: dockerd streams live events whatever since says.
+func TestEventsSinceFutureStreamsLive(t *testing.T) {
+	bus, h := eventsServer(t)
+	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(time.Now().Add(time.Hour)), "", ""))
+	waitSubscribers(t, bus, 1)
+	bus.Publish(manager.Event{Action: "disable", ID: evID, Name: "vol"})
+	if l, _ := nextLine(t, lines); !strings.Contains(l, `"Action":"disable"`) {
+		t.Errorf("first line %s, want the live disable (and no replay)", l)
+	}
+}
