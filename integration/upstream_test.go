@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -714,9 +715,33 @@ func TestUpstreamRealBinary(t *testing.T) {
 	if _, err := os.Stat(link); err != nil {
 		t.Fatalf("legacy link: %v", err)
 	}
-	p.term(t)
+	id := docker("plugin", "inspect", "-f", "{{.Id}}", "binvol")
+	// A proxied stream the engine keeps open holds the HTTP shutdown to its
+	// 15 s budget; the plugins must still be stopped after it, in a budget
+	// of their own.
+	conn, err := net.Dial("unix", l.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1.41/events?filters=%s HTTP/1.1\r\nHost: x\r\n\r\n", url.QueryEscape(`{"type":["container"]}`))
+	if status, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(status, " 200 ") {
+		t.Fatalf("engine events stream: %q %v", status, err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 40*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM:\n%s", code, p.out)
+	}
 	if _, err := os.Lstat(link); !os.IsNotExist(err) {
 		t.Errorf("legacy link left after a shutdown that stopped the plugin: %v", err)
+	}
+	if socketAnswers(filepath.Join(sockets, id, "tp.sock")) {
+		t.Error("the plugin still serves after a shutdown without live-restore")
+	}
+	if out := p.out.String(); strings.Contains(out, "manager shutdown") || strings.Contains(out, "runtime shutdown") {
+		t.Errorf("shutdown steps failed:\n%s", out)
 	}
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -25,8 +26,14 @@ type eventEngine struct {
 	sock   string
 	status int
 	lines  chan string
-	mu     sync.Mutex
-	seen   []string
+	// Set before the first request:
+	hold     chan struct{} // if set, the answer waits until it is closed
+	breaks   bool          // the stream ends with a cut connection, not a clean end
+	encoding string        // a Content-Encoding to claim
+
+	mu       sync.Mutex
+	seen     []string
+	encoders []string // the Accept-Encoding of each request
 }
 
 func newEventEngine(t *testing.T, status int) *eventEngine {
@@ -52,7 +59,18 @@ func newEventEngine(t *testing.T, status int) *eventEngine {
 func (e *eventEngine) serve(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.seen = append(e.seen, r.Method+" "+r.RequestURI)
+	e.encoders = append(e.encoders, r.Header.Get("Accept-Encoding"))
 	e.mu.Unlock()
+	if e.hold != nil {
+		select {
+		case <-e.hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if e.encoding != "" {
+		w.Header().Set("Content-Encoding", e.encoding)
+	}
 	w.Header().Set("Api-Version", "1.41")
 	w.Header().Set("Server", "Libpod/4.3.1 (linux)")
 	w.Header().Set("Content-Type", "application/json")
@@ -67,6 +85,9 @@ func (e *eventEngine) serve(w http.ResponseWriter, r *http.Request) {
 		select {
 		case l, ok := <-e.lines:
 			if !ok {
+				if e.breaks {
+					panic(http.ErrAbortHandler) // no last chunk: the connection is cut
+				}
 				return
 			}
 			_, _ = io.WriteString(w, l)
@@ -267,5 +288,157 @@ func wantLine(t *testing.T, lines <-chan string, what, want string) {
 	t.Helper()
 	if l, _ := nextLine(t, lines); l != want {
 		t.Errorf("%s:\n got %s\nwant %s", what, l, want)
+	}
+}
+
+// Plugin events that happen while the engine has not answered yet are held
+// and written once it has, after the replay; the engine is asked for a
+// plain stream whatever the client accepts.
+func TestMergedEventsEngineSlowToAnswer(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	e.hold = make(chan struct{})
+	bus, h := mergedServer(t, e)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+eventsQuery(unixArg(evAt(3)), "", ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	type result struct {
+		res *http.Response
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		res, err := srv.Client().Transport.RoundTrip(req) // the Transport: no gzip decoding of its own
+		got <- result{res, err}
+	}()
+	waitSubscribers(t, bus, 1) // subscribed before the engine answers
+	now := time.Now()
+	bus.Publish(manager.Event{Action: "disable", ID: evID, Name: "vol", Time: now})
+	close(e.hold)
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.res.Body.Close()
+	if r.res.StatusCode != http.StatusOK || r.res.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("answer %d %v", r.res.StatusCode, r.res.Header)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r.res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	wantLine(t, lines, "replayed", wireEvent("remove", evID, "c02157", evAt(3)))
+	wantLine(t, lines, "held while the engine answered", wireEvent("disable", evID, "vol", now))
+	e.lines <- engineStart + "\n"
+	wantLine(t, lines, "engine line", engineStart)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if diff := cmp.Diff([]string{"identity"}, e.encoders); diff != "" {
+		t.Errorf("Accept-Encoding sent to the engine (-want +got):\n%s", diff)
+	}
+}
+
+// An engine that never answers does not hold a stream with until= open for
+// ever (504 once until and the grace have passed), nor a shutdown: closing
+// the event bus ends a stream still waiting for the engine (503).
+func TestMergedEventsEngineNeverAnswers(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	e.hold = make(chan struct{})
+	defer close(e.hold)
+	bus, h := mergedServer(t, e)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := srv.Client()
+	client.Timeout = 30 * time.Second // a stream that never ends fails the test, not the run
+
+	res, err := client.Get(srv.URL + eventsQuery(unixArg(evAt(0)), unixArg(time.Now().Add(-time.Second)), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "did not answer") {
+		t.Errorf("until passed, engine silent: %d %s", res.StatusCode, body)
+	}
+
+	got := make(chan int, 1)
+	go func() {
+		res, err := client.Get(srv.URL + eventsQuery("", "", ""))
+		if err != nil {
+			got <- 0
+			return
+		}
+		res.Body.Close()
+		got <- res.StatusCode
+	}()
+	waitSubscribers(t, bus, 1)
+	bus.Close()
+	select {
+	case status := <-got:
+		if status != http.StatusServiceUnavailable {
+			t.Errorf("bus closed while the engine was silent: %d, want 503", status)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the stream did not end when the bus closed")
+	}
+}
+
+// An engine stream that breaks (the connection cut) breaks the client's
+// too, rather than ending it cleanly; an engine's last line without "\n"
+// is ended before pluginsd's next event.
+func TestMergedEventsEngineBreaks(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	e.breaks = true
+	bus, h := mergedServer(t, e)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + eventsQuery(unixArg(time.Now()), "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	waitSubscribers(t, bus, 1)
+	e.lines <- engineStart + "\n"
+	close(e.lines)
+	body, err := io.ReadAll(res.Body)
+	if err == nil || string(body) != engineStart+"\n" {
+		t.Errorf("client read %q, %v; want the engine's line, then an error", body, err)
+	}
+
+	e = newEventEngine(t, http.StatusOK)
+	bus, h = mergedServer(t, e)
+	lines, _, _, _ := streamEvents(t, h, eventsQuery(unixArg(time.Now()), unixArg(time.Now().Add(time.Hour)), ""))
+	waitSubscribers(t, bus, 1)
+	e.lines <- `{"Type":"container","Action":"die"}` // no newline, and the engine ends
+	close(e.lines)
+	wantLine(t, lines, "engine's last line", `{"Type":"container","Action":"die"}`)
+	now := time.Now()
+	bus.Publish(manager.Event{Action: "enable", ID: evID, Name: "vol", Time: now})
+	wantLine(t, lines, "plugin event after it", wireEvent("enable", evID, "vol", now))
+}
+
+// An engine that compresses its stream although asked not to is refused:
+// plain lines cannot be mixed into it.
+func TestMergedEventsEngineEncodes(t *testing.T) {
+	e := newEventEngine(t, http.StatusOK)
+	e.encoding = "gzip"
+	_, h := mergedServer(t, e)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + eventsQuery("", "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "Content-Encoding") {
+		t.Errorf("gzip stream: %d %s", res.StatusCode, body)
 	}
 }

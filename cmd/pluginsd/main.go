@@ -143,24 +143,41 @@ func run(args []string) error {
 	}
 	stop()
 	// Reverse order of construction: stop taking requests (letting those in
-	// flight finish), then stop the manager.
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
+	// flight finish), then stop the manager, then the runtime. Each step has
+	// a budget of its own: a client that holds the HTTP shutdown to its end
+	// (a stream it does not read) must not leave the manager and the
+	// runtime an expired context, and so plugins unstopped.
 	events.Close() // ends event streams, which would hold Shutdown up
-	if err := srv.Shutdown(sctx); err != nil {
-		logrus.WithError(err).Warn("HTTP shutdown")
-	}
+	shutdownStep("HTTP shutdown", httpShutdownGrace, srv.Shutdown)
 	wg.Wait()
-	if err := mgr.Close(sctx); err != nil {
-		logrus.WithError(err).Warn("manager shutdown")
-	}
+	shutdownStep("manager shutdown", managerShutdownGrace, mgr.Close)
 	if rt != nil {
-		if err := rt.Close(sctx); err != nil {
-			logrus.WithError(err).Warn("runtime shutdown")
-		}
+		shutdownStep("runtime shutdown", runtimeShutdownGrace, rt.Close)
 	}
 	logrus.Info("pluginsd stopped")
 	return serveErr
+}
+
+// Shutdown budgets, one per step (see contrib/systemd/pluginsd.service's
+// TimeoutStopSec, which covers their sum).
+const (
+	// httpShutdownGrace lets requests in flight (an install, say) finish.
+	httpShutdownGrace = 15 * time.Second
+	// managerShutdownGrace covers stopping every plugin without
+	// live-restore: SIGTERM, then SIGKILL 10 s later.
+	managerShutdownGrace = 15 * time.Second
+	// runtimeShutdownGrace is for the runtime's watchers to return.
+	runtimeShutdownGrace = 5 * time.Second
+)
+
+// shutdownStep runs one step of the shutdown with a budget of its own and
+// logs its failure.
+func shutdownStep(what string, budget time.Duration, step func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	if err := step(ctx); err != nil {
+		logrus.WithError(err).Warn(what)
+	}
 }
 
 // newRuntime builds the runc runtime. Without runc, pluginsd still serves
