@@ -304,10 +304,20 @@ func readEngineLines(ctx context.Context, body io.ReadCloser) *engineReader {
 		br := bufio.NewReaderSize(body, 64<<10)
 		for {
 			line, err := readLine(br, maxEngineEventLine)
-			if len(bytes.TrimSpace(line)) > 0 {
-				if line[len(line)-1] != '\n' {
-					line = append(line, '\n') // the last line: what follows must start a new one
+			if err != nil && !errors.Is(err, io.EOF) {
+				line = nil // cut in the middle: the part of a line is no event
+			}
+			if len(bytes.TrimSpace(line)) > 0 && line[len(line)-1] != '\n' {
+				// The last line, after a clean end: a whole event gets the
+				// "\n" that what follows needs; a part of one means the
+				// stream broke, as the client would see it from the engine.
+				if !json.Valid(line) {
+					er.err = errors.New("the stream ended in the middle of an event")
+					return
 				}
+				line = append(line, '\n')
+			}
+			if len(bytes.TrimSpace(line)) > 0 {
 				select {
 				case er.lines <- line:
 				case <-ctx.Done():

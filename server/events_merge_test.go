@@ -406,10 +406,32 @@ func TestMergedEventsEngineBreaks(t *testing.T) {
 	defer res.Body.Close()
 	waitSubscribers(t, bus, 1)
 	e.lines <- engineStart + "\n"
+	e.lines <- `{"Type":"cont` // and then the connection is cut
 	close(e.lines)
 	body, err := io.ReadAll(res.Body)
 	if err == nil || string(body) != engineStart+"\n" {
-		t.Errorf("client read %q, %v; want the engine's line, then an error", body, err)
+		t.Errorf("client read %q, %v; want the engine's whole line, then an error", body, err)
+	}
+
+	// A clean end in the middle of an event is a broken stream too.
+	e = newEventEngine(t, http.StatusOK)
+	bus, h = mergedServer(t, e)
+	srv2 := httptest.NewServer(h)
+	defer srv2.Close()
+	c2 := srv2.Client()
+	c2.Timeout = 30 * time.Second // the old behaviour would hold the stream to until
+	res2, err := c2.Get(srv2.URL + eventsQuery(unixArg(time.Now()), unixArg(time.Now().Add(time.Hour)), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res2.Body.Close()
+	waitSubscribers(t, bus, 1)
+	e.lines <- engineStart + "\n"
+	e.lines <- `{"Type":"cont`
+	close(e.lines)
+	body, err = io.ReadAll(res2.Body)
+	if err == nil || string(body) != engineStart+"\n" {
+		t.Errorf("clean end mid-event: client read %q, %v; want the engine's whole line, then an error", body, err)
 	}
 
 	e = newEventEngine(t, http.StatusOK)
