@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -221,7 +222,7 @@ func (m *mergedStream) run(engine EngineEvents) error {
 // events and those held while the engine answered.
 func (m *mergedStream) start(engineHeader http.Header) error {
 	resp := m.c.Response()
-	copyStreamHeaders(resp.Header(), engineHeader)
+	CopyEngineHeaders(resp.Header(), engineHeader, "Content-Encoding") // the stream is plain
 	resp.Header().Set("Content-Type", "application/json")
 	// The stream lasts as long as the client wants: no write deadline.
 	_ = http.NewResponseController(resp.Writer).SetWriteDeadline(time.Time{})
@@ -252,7 +253,7 @@ func (m *mergedStream) write(ev manager.Event) error {
 // does not end still shows its status.
 func (m *mergedStream) relayRefusal(res *http.Response) {
 	resp := m.c.Response()
-	copyStreamHeaders(resp.Header(), res.Header)
+	CopyEngineHeaders(resp.Header(), res.Header)
 	resp.WriteHeader(res.StatusCode)
 	resp.Flush()
 	buf := make([]byte, 32<<10)
@@ -354,12 +355,16 @@ func readLine(br *bufio.Reader, limit int) ([]byte, error) {
 	}
 }
 
-// copyStreamHeaders copies the engine's end-to-end response headers for a
-// stream pluginsd writes itself: not those net/http computes for the body.
-func copyStreamHeaders(dst, src http.Header) {
+// CopyEngineHeaders copies an engine's end-to-end response headers to a
+// response pluginsd writes itself, leaving out those net/http computes for
+// the body it sends and the canonical keys in skip.
+func CopyEngineHeaders(dst, src http.Header, skip ...string) {
 	for k, vs := range src {
-		switch http.CanonicalHeaderKey(k) {
-		case "Content-Length", "Date", "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Content-Encoding":
+		switch k = http.CanonicalHeaderKey(k); k {
+		case "Content-Length", "Date", "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade":
+			continue
+		}
+		if slices.Contains(skip, k) {
 			continue
 		}
 		dst[k] = append([]string(nil), vs...)

@@ -245,13 +245,7 @@ func pingHandler(p *upstream.Proxy) echo.HandlerFunc {
 // becomes the lower of the two maxima (pluginsd's stays if the engine
 // announces none).
 func copyEngineHeaders(dst, src http.Header) {
-	for k, vs := range src {
-		switch http.CanonicalHeaderKey(k) {
-		case "Content-Length", "Date", "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Api-Version":
-			continue
-		}
-		dst[k] = append([]string(nil), vs...)
-	}
+	handlers.CopyEngineHeaders(dst, src, "Api-Version")
 	if v := upstream.CombineAPIVersion(src.Get("Api-Version")); v != "" {
 		dst.Set("Api-Version", v)
 	}
