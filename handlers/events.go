@@ -79,16 +79,24 @@ func (a *API) eventStream(c echo.Context) error {
 				feed.logEnd()
 				return nil
 			}
-			if err := enc.Encode(eventMessage(ev)); err != nil {
-				return nil
+			if sendEvent(enc, resp, ev) != nil {
+				return nil // the client went away
 			}
-			resp.Flush()
 		case <-feed.deadline:
 			return nil
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// sendEvent writes one live event and flushes it to the client.
+func sendEvent(enc *json.Encoder, resp *echo.Response, ev manager.Event) error {
+	if err := enc.Encode(eventMessage(ev)); err != nil {
+		return err
+	}
+	resp.Flush()
+	return nil
 }
 
 // eventQuery is a parsed GET /events request.

@@ -176,7 +176,7 @@ func (m *mergedStream) run(engine EngineEvents) error {
 				m.held = append(m.held, ev)
 				continue
 			}
-			if m.write(ev) != nil {
+			if sendEvent(m.enc, m.c.Response(), ev) != nil {
 				return nil
 			}
 		case line, ok := <-lines:
@@ -240,14 +240,6 @@ func (m *mergedStream) start(engineHeader http.Header) error {
 	return nil
 }
 
-func (m *mergedStream) write(ev manager.Event) error {
-	if err := m.enc.Encode(eventMessage(ev)); err != nil {
-		return err
-	}
-	m.c.Response().Flush()
-	return nil
-}
-
 // relayRefusal relays an engine's answer other than 200 (a filter it
 // refuses, say) as it comes, flushing as it goes: an answer whose body
 // does not end still shows its status.
@@ -308,17 +300,17 @@ func readEngineLines(ctx context.Context, body io.ReadCloser) *engineReader {
 			if err != nil && !errors.Is(err, io.EOF) {
 				line = nil // cut in the middle: the part of a line is no event
 			}
-			if len(bytes.TrimSpace(line)) > 0 && line[len(line)-1] != '\n' {
-				// The last line, after a clean end: a whole event gets the
-				// "\n" that what follows needs; a part of one means the
-				// stream broke, as the client would see it from the engine.
-				if !json.Valid(line) {
-					er.err = errors.New("the stream ended in the middle of an event")
-					return
-				}
-				line = append(line, '\n')
-			}
 			if len(bytes.TrimSpace(line)) > 0 {
+				if line[len(line)-1] != '\n' {
+					// The last line, after a clean end: a whole event gets the
+					// "\n" that what follows needs; a part of one means the
+					// stream broke, as the client would see it from the engine.
+					if !json.Valid(line) {
+						er.err = errors.New("the stream ended in the middle of an event")
+						return
+					}
+					line = append(line, '\n')
+				}
 				select {
 				case er.lines <- line:
 				case <-ctx.Done():

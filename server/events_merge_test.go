@@ -464,3 +464,27 @@ func TestMergedEventsEngineEncodes(t *testing.T) {
 		t.Errorf("gzip stream: %d %s", res.StatusCode, body)
 	}
 }
+
+// Who serves GET /events in front of an engine, by filters.
+func TestEventsSourceFor(t *testing.T) {
+	for raw, want := range map[string]eventsSource{
+		``:                                    eventsMerged,
+		`{}`:                                  eventsMerged,
+		`{"type":["plugin"]}`:                 eventsFromPluginsd,
+		`{"type":{"plugin":true}}`:            eventsFromPluginsd,
+		`{"plugin":["vol"]}`:                  eventsFromPluginsd,
+		`{"type":["plugin"],"label":["a=b"]}`: eventsFromPluginsd, // pluginsd refuses the label key itself
+		`{"type":["plugin","container"]}`:     eventsMerged,
+		`{"event":["start"]}`:                 eventsMerged,
+		`{"scope":["local"]}`:                 eventsMerged,
+		`{"type":["container"]}`:              eventsFromEngine,
+		`{"container":["c0ffee"]}`:            eventsFromEngine,
+		`{"type":["plugin","container"],"label":["a=b"]}`: eventsFromEngine,
+		`{"type":{"plugin":false}}`:                       eventsMerged, // no value set: no type filter
+		`not json`:                                        eventsFromEngine,
+	} {
+		if got := eventsSourceFor(raw); got != want {
+			t.Errorf("eventsSourceFor(%s) = %d, want %d", raw, got, want)
+		}
+	}
+}

@@ -67,11 +67,13 @@ func upstreamDispatch(cfg Config, api *handlers.API, b handlers.Backend) echo.Mi
 			case "info":
 				return info(c)
 			case "events":
-				switch f := c.QueryParam("filters"); {
-				case pluginEventsOnly(f):
+				switch eventsSourceFor(c.QueryParam("filters")) {
+				case eventsFromPluginsd:
 					return next(c)
-				case cfg.Events != nil && r.Method == http.MethodGet && eventsMergeable(f):
-					return merged(c)
+				case eventsMerged:
+					if cfg.Events != nil && r.Method == http.MethodGet {
+						return merged(c)
+					}
 				}
 				return proxied(c)
 			case "":
@@ -98,26 +100,20 @@ func chain(h echo.HandlerFunc, mw ...echo.MiddlewareFunc) echo.HandlerFunc {
 // namespace.
 func pluginPath(p string) bool { return p == "/plugins" || strings.HasPrefix(p, "/plugins/") }
 
-// pluginEventsOnly reports whether GET /events filters select plugin events
-// only (type=plugin and no other type, or a plugin= filter without type),
-// which pluginsd serves itself; other event streams come from the engine
-// and do not carry plugin events.
-func pluginEventsOnly(raw string) bool {
-	f, err := compat.ParseFilters(raw)
-	if err != nil {
-		return false // the engine says what is wrong with them
-	}
-	types := f.Values("type")
-	if len(types) == 0 {
-		return len(f.Values("plugin")) > 0
-	}
-	for _, t := range types {
-		if t != "plugin" {
-			return false
-		}
-	}
-	return true
-}
+// eventsSource is who answers a GET /events in front of an engine.
+type eventsSource int
+
+const (
+	// eventsFromEngine: the filters select no plugin event (or do not
+	// parse: the engine says what is wrong with them).
+	eventsFromEngine eventsSource = iota
+	// eventsFromPluginsd: only plugin events (type=plugin and no other
+	// type, or a plugin= filter without type).
+	eventsFromPluginsd
+	// eventsMerged: plugin events and the engine's (no type filter, or one
+	// that includes plugin, and no key outside mergeableEventKeys).
+	eventsMerged
+)
 
 // mergeableEventKeys are the filters under which a stream of the engine's
 // events also carries plugin events (dockerd's semantics): any other key
@@ -125,18 +121,22 @@ func pluginEventsOnly(raw string) bool {
 // not have, so it selects none of them.
 var mergeableEventKeys = []string{"event", "plugin", "scope", "type"}
 
-// eventsMergeable reports whether GET /events filters (not plugin-only:
-// see pluginEventsOnly) select plugin events as well as the engine's: no
-// type filter or one that includes plugin, and no key outside
-// mergeableEventKeys. Those streams are merged; the rest are the engine's
-// alone.
-func eventsMergeable(raw string) bool {
+// eventsSourceFor decides, from the raw filters, who serves GET /events.
+func eventsSourceFor(raw string) eventsSource {
 	f, err := compat.ParseFilters(raw)
-	if err != nil || f.Validate(mergeableEventKeys...) != nil {
-		return false
+	if err != nil {
+		return eventsFromEngine
 	}
 	types := f.Values("type")
-	return len(types) == 0 || slices.Contains(types, "plugin")
+	switch {
+	case len(types) == 0 && len(f.Values("plugin")) > 0,
+		len(types) > 0 && !slices.ContainsFunc(types, func(t string) bool { return t != "plugin" }):
+		return eventsFromPluginsd
+	case f.Validate(mergeableEventKeys...) == nil && (len(types) == 0 || slices.Contains(types, "plugin")):
+		return eventsMerged
+	default:
+		return eventsFromEngine
+	}
 }
 
 // upstreamError turns a failure to reach the engine into the 502 the
